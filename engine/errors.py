@@ -1,0 +1,61 @@
+"""The project's own exception types.
+
+Every error that reaches a user is one of these, and its message says what happened and,
+where it can, what to do about it. Callers at the edges (the CLI, flows) catch
+:class:`DataEngineError` and print it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DataEngineError(Exception):
+    """Base class of every error the data engine raises on purpose."""
+
+
+class ConfigError(DataEngineError):
+    """A setting is malformed or points at something unusable."""
+
+
+class BadVideoError(DataEngineError):
+    """A video file cannot be ingested (not a video, truncated, no frames, absurd size, bad name)."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class BadMaskError(DataEngineError):
+    """A mask or RLE has the wrong shape, type or encoding."""
+
+
+class BadAnnotationFileError(DataEngineError):
+    """An SA-V JSON (or other annotation file) is malformed or does not match its video."""
+
+
+class NotFoundError(DataEngineError):
+    """A video, masklet, object or other catalog record does not exist."""
+
+
+class CatalogError(DataEngineError):
+    """The catalog database is unreachable, unmigrated or refused a write."""
+
+
+class ObjectStoreError(DataEngineError):
+    """The object store is unreachable, misconfigured or refused an operation."""
+
+
+class ObjectNotFoundError(ObjectStoreError, NotFoundError):
+    """No object is stored under the requested key."""
+
+
+class ObjectExistsError(ObjectStoreError):
+    """A write that must not overwrite found an object already stored under its key."""
+
+
+class DuplicateVideoError(CatalogError):
+    """Another writer recorded a video with the same content (or id) first."""
+
+
+class BadFolderLayoutError(DataEngineError):
+    """A folder of masks is laid out neither as SA-V (video/object/frame.png) nor as DAVIS (video/frame.png)."""
