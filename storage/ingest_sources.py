@@ -38,7 +38,7 @@ def ingest_sources(
             continue
         results.extend(
             ingest_many(
-                ((f, str(f)) for f in files),
+                ((f, str(f.resolve())) for f in files),
                 lambda path, uri: ingest_file(path, store=store, catalog=video_catalog, settings=settings),
             )
         )

@@ -1,0 +1,41 @@
+"""The ``dataengine`` command.
+
+Each command group lives in its own module with a ``register(app)`` function; this module only
+assembles them. Errors the engine raises on purpose (:class:`engine.errors.DataEngineError`)
+are printed as one ``error:`` line with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from engine.errors import DataEngineError
+from flows.cli import (
+    catalog_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    ingest_cmd,
+    sav_cmd,
+    synthesize_cmd,
+)
+
+app = typer.Typer(
+    name="dataengine",
+    help="An open data engine for video segmentation datasets (SAM 2 / SA-V style).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, demo_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except DataEngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
