@@ -59,3 +59,27 @@ class DuplicateVideoError(CatalogError):
 
 class BadFolderLayoutError(DataEngineError):
     """A folder of masks is laid out neither as SA-V (video/object/frame.png) nor as DAVIS (video/frame.png)."""
+
+
+class QueueError(DataEngineError):
+    """A task queue was asked for something it cannot do (a bad lease, count, state or verdict)."""
+
+
+class UnknownQueueError(QueueError):
+    """No queue has that name."""
+
+
+class BadPayloadError(QueueError):
+    """A task payload is not a JSON object the catalog can store exactly."""
+
+
+class LeaseLostError(QueueError):
+    """The caller no longer holds the task's lease (expired, re-claimed or finished): nothing was recorded."""
+
+
+class SelfVerificationError(QueueError):
+    """A worker tried to verify a masklet they annotated or refined."""
+
+
+class ExportError(DataEngineError):
+    """An export file could not be written (disk full, no permission, read-only folder)."""

@@ -97,11 +97,14 @@ def ingest_file(
     settings: Settings,
     source_uri: str | None = None,
     ground_truth_path: Path | None = None,
+    load_ground_truth: bool = True,
 ) -> IngestResult:
     """Ingest one video file; raises BadVideoError (or another DataEngineError) on bad input.
 
     ``ground_truth_path`` defaults to an SA-V JSON beside the file; its masklets become the
-    video's ground truth and must match the video's sampled frames exactly.
+    video's ground truth and must match the video's sampled frames exactly. With
+    ``load_ground_truth=False`` no ground truth is loaded (an importer decides itself what an
+    SA-V file's masklets become).
     """
     source = source_uri or str(path)
     name = video_name(source)
@@ -118,7 +121,7 @@ def ingest_file(
 
     video_id = _free_id(name, digest, catalog.taken_video_ids(name))
     indices = sample_indices(probed.frame_count, probed.fps, settings.sample_fps)
-    gt_path = ground_truth_path or ground_truth_beside(path)
+    gt_path = (ground_truth_path or ground_truth_beside(path)) if load_ground_truth else None
     try:
         frames, sizes = _store_frames(path, video_id, indices, probed.fps, store, settings.jpeg_quality, source)
         video = Video(

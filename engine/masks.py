@@ -43,18 +43,63 @@ class Rle:
             counts = obj["counts"]
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMaskError(f"not a COCO RLE object (need size=[h, w] and counts): {obj!r:.120}") from exc
+        if height < 0 or width < 0:
+            raise BadMaskError(f"not a COCO RLE object (negative size): {obj!r:.120}")
         if isinstance(counts, list):
+            if any(not isinstance(c, int) or c < 0 for c in counts) or sum(counts) != height * width:
+                raise BadMaskError(f"uncompressed RLE runs do not cover {height}x{width} pixels")
             # Uncompressed RLE (a list of run lengths): convert to the compressed form.
             compressed = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
             counts = compressed["counts"]
         if isinstance(counts, str):
-            counts = counts.encode("ascii")
-        if not isinstance(counts, bytes) or height < 0 or width < 0:
+            try:
+                counts = counts.encode("ascii")
+            except UnicodeEncodeError as exc:
+                raise BadMaskError("RLE counts must be ASCII (COCO compressed RLE)") from exc
+        if not isinstance(counts, bytes):
             raise BadMaskError(f"not a COCO RLE object: {obj!r:.120}")
+        # Masks read from files are untrusted: pycocotools decodes without bounds checks.
+        check_counts(counts, height, width)
         return cls(height, width, counts)
 
     def to_pycocotools(self) -> dict[str, Any]:
         return {"size": [self.height, self.width], "counts": self.counts}
+
+
+def run_lengths(counts: bytes) -> list[int]:
+    """The run lengths encoded in COCO's compressed ``counts`` (LEB128-like, 6 bits per character).
+
+    Runs from the third on are stored as differences to the run two before, as pycocotools does.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise BadMaskError("RLE counts end in the middle of a run")
+            char = counts[position] - 48
+            if not 0 <= char < 64:
+                raise BadMaskError(f"RLE counts hold an invalid character {chr(counts[position])!r}")
+            value |= (char & 0x1F) << shift
+            more = bool(char & 0x20)
+            position += 1
+            shift += 5
+            if not more and char & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def check_counts(counts: bytes, height: int, width: int) -> None:
+    """Refuse ``counts`` whose runs are negative or do not cover exactly ``height x width`` pixels."""
+    runs = run_lengths(counts)
+    if any(r < 0 for r in runs) or sum(runs) != height * width:
+        raise BadMaskError(
+            f"RLE runs cover {sum(runs)} pixels (or are negative), a {height}x{width} mask has {height * width}"
+        )
 
 
 def encode(mask: np.ndarray) -> Rle:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,7 +24,7 @@ from sqlalchemy import Float, Select, case, cast, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.errors import BadAnnotationFileError, DataEngineError, NotFoundError
+from engine.errors import BadAnnotationFileError, ExportError, NotFoundError
 from engine.ingest import IngestResult, IngestStatus, frames_prefix, ingest_file
 from engine.masklets import Masklet, MaskletSource
 from engine.ports import ObjectStore
@@ -50,10 +49,6 @@ SATISFACTORY = "satisfactory"
 REFERENCE = "reference"
 BATCH_ROWS = 10_000  # rows per Parquet batch: bounds memory whatever the catalog's size
 SAV_TYPES = ("manual", "auto")  # the order in which a video's SA-V files are written
-
-
-class ExportError(DataEngineError):
-    """An export file could not be written (disk full, no permission, read-only folder)."""
 
 
 class MaskletSelection(StrEnum):
@@ -262,30 +257,16 @@ def _masklets_to_import(annotation: SavAnnotation, imported_as: ImportAs, path: 
     return list(annotation.masklets)
 
 
-# An SA-V object without masklets: handed to ingestion so it loads no ground truth by itself.
-_NO_MASKLETS = {"video_id": "", "video_height": 0, "video_width": 0, "masklet": [], "masklet_id": []}
-
-
 def _ingest_without_ground_truth(
     video_file: Path, catalog: Catalog, store: ObjectStore | None, settings: Settings | None
 ) -> IngestResult:
-    """Ingest ``video_file`` (or find it in the catalog) without the SA-V JSON lying beside it.
-
-    ``ingest_file`` loads a JSON beside the video as ground truth; an import decides itself what
-    its file's masklets become, so ingestion gets an annotation without masklets instead.
-    """
+    """Ingest ``video_file`` (or find it in the catalog) without the SA-V JSON lying beside it:
+    an import decides itself what its file's masklets become."""
     if store is None or settings is None:
         raise ValueError("importing with a video file needs the object store and the settings")
-    with tempfile.TemporaryDirectory(prefix="dataengine-import-") as tmp:
-        no_masklets = Path(tmp) / "no_masklets.json"
-        no_masklets.write_text(json.dumps(_NO_MASKLETS))
-        return ingest_file(
-            video_file,
-            store=store,
-            catalog=SqlVideoCatalog(catalog),
-            settings=settings,
-            ground_truth_path=no_masklets,
-        )
+    return ingest_file(
+        video_file, store=store, catalog=SqlVideoCatalog(catalog), settings=settings, load_ground_truth=False
+    )
 
 
 def _record_masklets(

@@ -39,7 +39,9 @@ def ingest_sources(
         results.extend(
             ingest_many(
                 ((f, str(f.resolve())) for f in files),
-                lambda path, uri: ingest_file(path, store=store, catalog=video_catalog, settings=settings),
+                lambda path, uri: ingest_file(
+                    path, store=store, catalog=video_catalog, settings=settings, source_uri=uri
+                ),
             )
         )
     return results

@@ -194,3 +194,26 @@ def test_resize_mask_is_nearest_neighbour_and_binary() -> None:
     assert resize_mask(mask.astype(np.uint8), 2, 2).dtype == np.bool_
     with pytest.raises(BadMaskError):
         resize_mask(mask, 0, 3)
+
+
+def test_run_lengths_match_pycocotools_uncompressed_form() -> None:
+    from pycocotools import mask as coco
+
+    from engine.masks import run_lengths
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        mask = rng.random((23, 31)) < rng.random()
+        rle = encode(mask)
+        runs = run_lengths(rle.counts)
+        assert sum(runs) == 23 * 31
+        rebuilt = coco.frPyObjects({"size": [23, 31], "counts": runs}, 23, 31)
+        assert rebuilt["counts"] == rle.counts
+
+
+@pytest.mark.parametrize("counts", ["0", "W`0", "\u00e9", "0000000000000000000000000000000000000000"])
+def test_counts_that_do_not_cover_the_mask_are_refused(counts: str) -> None:
+    from engine.errors import BadMaskError
+
+    with pytest.raises(BadMaskError):
+        Rle.from_coco({"size": [4, 4], "counts": counts})

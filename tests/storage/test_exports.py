@@ -33,7 +33,8 @@ from storage import exports
 from storage import masklets as masklet_queries
 from storage import videos as video_queries
 from storage.catalog import Catalog
-from storage.exports import ExportError, ImportAs
+from engine.errors import ExportError
+from storage.exports import ImportAs
 from storage.objects import open_object_store
 from storage.schema import (
     AnnotationEventRow,
