@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from engine.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "dataengine.toml"
 
@@ -91,6 +93,13 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """The effective settings, with ``overrides`` taking precedence over everything else.
 
-    ``DATAENGINE_CONFIG`` is not a setting; it only names the TOML file to read.
+    ``DATAENGINE_CONFIG`` is not a setting; it only names the TOML file to read. A bad value
+    (from any source) raises ConfigError naming the setting and what is wrong with it.
     """
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings (DATAENGINE_* environment or dataengine.toml): {problems}") from exc

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
+from engine.errors import ConfigError
 from engine.settings import load_settings
 
 
@@ -41,5 +41,5 @@ def test_config_file_can_be_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path, name: str, value: str) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match=name.removeprefix("DATAENGINE_").lower()):
         load_settings()

@@ -1,0 +1,131 @@
+"""The ``dataengine`` command as a user runs it: a real process, the embedded defaults, S3 by URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.synthetic import SyntheticSpec, synthesize
+from tests.engine.test_ingest import write_mp4
+
+SMALL = SyntheticSpec(width=96, height=64, source_frames=48, objects=2)
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DATAENGINE_")}
+    full_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli.__main__", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"dataengine {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "work").mkdir()
+    return tmp_path / "work"
+
+
+def test_a_new_user_s_session(workdir: Path, tmp_path: Path) -> None:
+    """config -> db upgrade -> synthesize -> ingest (twice) -> videos list -> export -> import -> evaluate."""
+    assert "catalog_url = 'sqlite:///.dataengine/catalog.db'" in run(["config"], workdir).stdout
+    assert "-> 0" in run(["db", "upgrade"], workdir).stdout
+    synthesize(tmp_path / "videos", videos=2, seed=3, spec=SMALL)
+    first = run(["ingest", str(tmp_path / "videos")], workdir).stdout
+    assert "2 ingested" in first and "ground-truth masklets" in first
+    assert "2 already present" in run(["ingest", str(tmp_path / "videos")], workdir).stdout
+    lines = run(["videos", "list"], workdir).stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["syn0003_0000", "syn0003_0001"]
+
+    out = tmp_path / "sav"
+    run(["export-sav", "--out", str(out), "--masklets", "ground-truth"], workdir)
+    exported = json.loads((out / "syn0003_0000_manual.json").read_text())
+    original = json.loads((tmp_path / "videos" / "syn0003_0000.json").read_text())
+    assert exported["masklet"] == original["masklet"]
+    assert exported["masklet_id"] == original["masklet_id"]
+
+    parquet = tmp_path / "parquet"
+    run(["export-parquet", "--out", str(parquet)], workdir)
+    assert (parquet / "masklets.parquet").is_file()
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(workdir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_mp4(folder / "good.mp4")
+    (folder / "bad.mp4").write_text("not a video")
+    result = run(["ingest", str(folder)], workdir, check=False)
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout and "bad.mp4" in result.stdout
+    assert "1 ingested" in result.stdout and "1 failed" in result.stdout
+    assert run(["videos", "list"], workdir).stdout.startswith("good\t")
+
+
+def test_errors_are_one_line_not_a_traceback(workdir: Path) -> None:
+    result = run(["export-sav", "--out", "x", "no_such_video"], workdir, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    result = run(["config"], workdir, env={"DATAENGINE_CATALOG_URL": "mysql://nope"}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_the_catalog_moves_to_postgres_by_url_alone(workdir: Path, tmp_path: Path, postgres_url: str) -> None:
+    env = {"DATAENGINE_CATALOG_URL": postgres_url}
+    run(["db", "upgrade"], workdir, env)
+    write_mp4(tmp_path / "pg_clip.mp4")
+    run(["ingest", str(tmp_path / "pg_clip.mp4")], workdir, env)
+    assert run(["videos", "list"], workdir, env).stdout.startswith("pg_clip\t")
+
+
+@pytest.mark.s3
+def test_objects_move_to_s3_and_videos_come_from_s3(
+    workdir: Path, tmp_path: Path, s3_server: str, s3_bucket: str, s3_admin
+) -> None:
+    """Frames written to S3 by URL alone; videos ingested from an S3 prefix, ground truth included."""
+    synthesize(tmp_path / "videos", videos=1, seed=5, spec=SMALL)
+    for name in ("syn0005_0000.mp4", "syn0005_0000.json"):
+        s3_admin.upload_file(str(tmp_path / "videos" / name), s3_bucket, f"incoming/{name}")
+    env = {
+        "DATAENGINE_OBJECT_STORE_URL": f"s3://{s3_bucket}/engine",
+        "DATAENGINE_S3_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    out = run(["ingest", f"s3://{s3_bucket}/incoming"], workdir, env).stdout
+    assert "1 ingested" in out and "ground-truth masklets" in out
+    keys = [o["Key"] for o in s3_admin.list_objects_v2(Bucket=s3_bucket, Prefix="engine/")["Contents"]]
+    assert "engine/videos/syn0005_0000/frames/00000.jpg" in keys
+    assert run(["videos", "list"], workdir, env).stdout.split("\t")[-1].strip() == (
+        f"s3://{s3_bucket}/incoming/syn0005_0000.mp4"
+    )
+
+
+@pytest.mark.s3
+def test_a_missing_bucket_is_a_clear_error(workdir: Path, tmp_path: Path, s3_server: str) -> None:
+    write_mp4(tmp_path / "clip.mp4")
+    env = {
+        "DATAENGINE_OBJECT_STORE_URL": "s3://no-such-bucket/x",
+        "DATAENGINE_S3_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = run(["ingest", str(tmp_path / "clip.mp4")], workdir, env, check=False)
+    assert result.returncode != 0
+    assert "no-such-bucket" in result.stdout + result.stderr
+    assert run(["videos", "list"], workdir, env).stdout == ""
+
+
+def test_the_demo_runs_small(workdir: Path) -> None:
+    result = run(["demo", "--videos", "1"], workdir)
+    assert "ingested" in result.stdout and "SA-V ground truth: 1 files" in result.stdout
+    assert "already_present" in run(["demo", "--videos", "1"], workdir).stdout
