@@ -83,3 +83,35 @@ class SelfVerificationError(QueueError):
 
 class ExportError(DataEngineError):
     """An export file could not be written (disk full, no permission, read-only folder)."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """A segmentation model name or path resolves to nothing on this machine (nothing is downloaded)."""
+
+
+class CorruptCheckpointError(DataEngineError):
+    """A model checkpoint is present but unreadable, truncated or incomplete."""
+
+
+class IncompatibleModelError(ConfigError):
+    """A model cannot do what it was asked (e.g. a SAM 1 image model asked to track video)."""
+
+
+class BadPromptError(DataEngineError):
+    """A click, box, mask-logits input or frame index given to a segmenter is unusable."""
+
+
+class UnknownObjectError(NotFoundError):
+    """A video session was asked about an object id it does not track."""
+
+
+class PredictorStateError(DataEngineError):
+    """A segmenter was used out of order (predict before set_frame, propagate with no prompts)."""
+
+
+class BadModelRefError(ConfigError):
+    """A model reference, name or alias is malformed (``sam2-compact@champion`` is well formed)."""
+
+
+class ModelRegistryError(DataEngineError):
+    """The model registry refused a registration (bad weights folder, config or metrics not JSON)."""

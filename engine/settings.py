@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(
         200_000, ge=1, description="source frames accepted per video (about 2 h at 30 FPS)"
     )
+    model_cache_dir: str = Field(
+        ".dataengine/model-cache", description="local folder where registered model weights are cached"
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (None: torch's default)"
     )

@@ -17,6 +17,7 @@ from flows.cli import (
     demo_cmd,
     evaluate_cmd,
     ingest_cmd,
+    models_cmd,
     sav_cmd,
     synthesize_cmd,
 )
@@ -29,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, demo_cmd):
+for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, demo_cmd):
     module.register(app)
 
 
