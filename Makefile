@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/rle.py
 	$(BIN)/python bench/catalog.py
+	$(BIN)/python bench/queues.py
 
 clean:
 	rm -rf .dataengine

@@ -233,3 +233,8 @@ class ModelAliasRow(Base):
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# The queue tables live in their own module; importing it here puts them on Base.metadata for
+# everyone who imports the schema (migrations, the schema-vs-migration test).
+from storage import queue_schema as _queue_schema  # noqa: E402,F401

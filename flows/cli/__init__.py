@@ -18,6 +18,7 @@ from flows.cli import (
     evaluate_cmd,
     ingest_cmd,
     models_cmd,
+    queue_cmd,
     sav_cmd,
     synthesize_cmd,
 )
@@ -30,7 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, demo_cmd):
+for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, demo_cmd):
     module.register(app)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import storage.queue_schema  # noqa: F401  (registers the queue tables on Base.metadata)
 from storage.schema import Base
 
 config = context.config
