@@ -115,3 +115,19 @@ class BadModelRefError(ConfigError):
 
 class ModelRegistryError(DataEngineError):
     """The model registry refused a registration (bad weights folder, config or metrics not JSON)."""
+
+
+class AnnotationError(DataEngineError):
+    """An annotation action or procedure cannot go on (a frame outside the video, an object never visible)."""
+
+
+class MissingGroundTruthError(NotFoundError):
+    """A simulated annotator or verifier needs ground truth that the video does not have."""
+
+
+class SegmenterFailedError(DataEngineError):
+    """The segmentation model failed in the middle of a masklet; nothing of that masklet was kept."""
+
+
+class AlreadyVerifiedError(QueueError):
+    """A verdict was asked for a masklet that is no longer waiting for one (already judged)."""

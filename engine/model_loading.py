@@ -1,0 +1,384 @@
+"""One factory for every segmentation model the engine runs: :func:`build_model`.
+
+A model is asked for by name or path and always loaded offline:
+
+- ``sam2-compact``: the embedded default configuration (:mod:`engine.segmenter_config`),
+  randomly initialised until the project's own training ships a checkpoint (which is then
+  loaded by path, usually through the model registry);
+- a local directory written by ``save_pretrained`` (ours or anybody's);
+- a Hugging Face hub name (``facebook/sam2.1-hiera-tiny``, ``facebook/sam-vit-base``, ...),
+  read from the local Hugging Face cache with ``local_files_only=True``;
+- a known hub name with ``random_weights=True``: the published configuration with random
+  weights, for benchmarks on machines that cannot download checkpoints.
+
+What comes back is a :class:`LoadedModel`: the transformers module in eval mode on the chosen
+device, with the processor that matches it. Callers never assemble models by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+from transformers import (
+    AutoConfig,
+    PreTrainedConfig,
+    PreTrainedModel,
+    ProcessorMixin,
+    Sam2Config,
+    Sam2ImageProcessor,
+    Sam2Model,
+    Sam2Processor,
+    Sam2VideoModel,
+    Sam2VideoProcessor,
+    Sam2VideoVideoProcessor,
+    SamImageProcessor,
+    SamModel,
+    SamProcessor,
+)
+from transformers.utils import logging as hf_logging
+
+from engine.errors import (
+    ConfigError,
+    CorruptCheckpointError,
+    IncompatibleModelError,
+    ModelNotFoundError,
+)
+from engine.segmenter_config import COMPACT, KNOWN_MODELS, ModelFamily, family_of, input_size
+from engine.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+Task = Literal["image", "video"]
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+RANDOM_INIT_WARNING = "{name}: random initialisation — masks are meaningless until trained"
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where inference runs, and in which reduced precision (None: full fp32)."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The context every model call runs under: bf16 autocast on CUDA, nothing on CPU."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def choose_device(prefer: str | None = None, torch_threads: int | None = None) -> DeviceChoice:
+    """CUDA with bf16 autocast where a GPU is present, else CPU in fp32.
+
+    ``torch_threads`` (``settings.torch_threads``) caps torch's CPU threads; it is process-wide,
+    which is what a worker running one model wants.
+    """
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    wanted = prefer or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(wanted)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU on this machine")
+        return DeviceChoice(device, torch.bfloat16)
+    return DeviceChoice(device, None)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A transformers SAM model ready for inference, and what it is."""
+
+    name: str  # as asked for: a model name, hub name or path
+    family: ModelFamily
+    task: Task
+    module: PreTrainedModel  # Sam2VideoModel (video), Sam2Model or SamModel (image); eval mode
+    processor: ProcessorMixin
+    image_size: int  # side of the square the image encoder sees
+    device: DeviceChoice
+    origin: str  # where the weights came from, for logs and `dataengine models list`
+    pretrained: bool  # False: random weights, masks mean nothing
+
+
+def build_model(
+    name_or_path: str | Path,
+    *,
+    task: Task = "video",
+    random_weights: bool = False,
+    device: DeviceChoice | None = None,
+    cache_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    seed: int = 0,
+) -> LoadedModel:
+    """Build the model ``name_or_path`` names for ``task``, offline.
+
+    ``random_weights`` builds a known configuration without any checkpoint (timing only);
+    ``seed`` makes random initialisation repeatable, so the image and video forms of
+    ``sam2-compact`` share their weights. ``cache_dir`` overrides the Hugging Face hub cache
+    (default: ``$HF_HUB_CACHE``, usually ``~/.cache/huggingface/hub``).
+
+    Raises ModelNotFoundError (nothing by that name here), CorruptCheckpointError (files present
+    but unreadable or incomplete) and IncompatibleModelError (e.g. SAM 1 asked to track video).
+    """
+    if task not in ("image", "video"):
+        raise IncompatibleModelError(f"task must be 'image' or 'video', got {task!r}")
+    if device is None:
+        settings = settings or load_settings()
+        device = choose_device(torch_threads=settings.torch_threads)
+    name = str(name_or_path)
+    with _quiet_transformers():
+        if name == COMPACT or random_weights:
+            module, family, origin = _random_model(name, task, seed)
+            pretrained = False
+            log.warning(RANDOM_INIT_WARNING.format(name=name))
+        else:
+            directory, origin = _resolve_checkpoint(name, cache_dir)
+            module, family = _load_checkpoint(directory, task)
+            pretrained = True
+    module = module.to(device.device).eval()
+    size = input_size(module.config)
+    return LoadedModel(
+        name=name,
+        family=family,
+        task=task,
+        module=module,
+        processor=_processor_for(family, task, size),
+        image_size=size,
+        device=device,
+        origin=origin,
+        pretrained=pretrained,
+    )
+
+
+def image_model_from(video: LoadedModel) -> LoadedModel:
+    """The SAM 2 image model (``Sam2Model``) carrying a loaded video model's weights.
+
+    For phases that click on one frame and then track: both then use one model version.
+    """
+    if video.family is not ModelFamily.SAM2 or video.task != "video":
+        raise IncompatibleModelError(f"{video.name}: image_model_from needs a SAM 2 video model")
+    with _quiet_transformers():
+        image = _sam2_image_from_video(video.module)
+    image = image.to(video.device.device).eval()
+    return LoadedModel(
+        name=video.name,
+        family=video.family,
+        task="image",
+        module=image,
+        processor=_processor_for(video.family, "image", video.image_size),
+        image_size=video.image_size,
+        device=video.device,
+        origin=video.origin,
+        pretrained=video.pretrained,
+    )
+
+
+def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """The Hugging Face hub cache that hub names are looked up in."""
+    return Path(cache_dir) if cache_dir is not None else Path(hf_constants.HF_HUB_CACHE)
+
+
+# --- random initialisation -------------------------------------------------------------
+
+
+def _random_model(name: str, task: Task, seed: int) -> tuple[PreTrainedModel, ModelFamily, str]:
+    known = KNOWN_MODELS.get(name)
+    if known is None:
+        raise ModelNotFoundError(
+            f"no built-in configuration named {name!r}, so it cannot be built with random weights; "
+            f"known: {', '.join(sorted(KNOWN_MODELS))}"
+        )
+    _check_task(name, known.family, task)
+    # A private RNG stream: the same seed gives the same weights, and the caller's RNG is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if known.family is ModelFamily.SAM:
+            module: PreTrainedModel = SamModel(known.build_config())
+        else:
+            module = Sam2VideoModel(known.build_config())
+            if task == "image":
+                module = _sam2_image_from_video(module)
+    return module, known.family, "random initialisation"
+
+
+def _sam2_image_from_video(video: PreTrainedModel) -> Sam2Model:
+    """A ``Sam2Model`` with the image-path weights of a ``Sam2VideoModel`` (a strict subset)."""
+    vc = video.config
+    config = Sam2Config(
+        vision_config=vc.vision_config.to_dict(),
+        prompt_encoder_config=_without_model_type(vc.prompt_encoder_config.to_dict()),
+        mask_decoder_config=_without_model_type(vc.mask_decoder_config.to_dict()),
+        initializer_range=vc.initializer_range,
+    )
+    image = Sam2Model(config)
+    missing, _ = image.load_state_dict(video.state_dict(), strict=False)
+    if missing:
+        raise IncompatibleModelError(f"video model lacks image weights {missing[:5]}")
+    return image
+
+
+def _without_model_type(values: dict[str, object]) -> dict[str, object]:
+    # The video sub-configs carry their own model_type; the image config classes reject it.
+    return {k: v for k, v in values.items() if k != "model_type"}
+
+
+# --- checkpoints on disk -----------------------------------------------------------------
+
+
+def _resolve_checkpoint(name: str, cache_dir: str | Path | None) -> tuple[Path, str]:
+    """The directory holding ``name``'s files, and a description of where it was found."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path, str(path.resolve())
+    if _looks_like_path(name):
+        raise ModelNotFoundError(
+            f"model directory {name!r} does not exist; pass a directory written by save_pretrained "
+            "(config.json and model.safetensors), a hub name such as facebook/sam2.1-hiera-tiny, "
+            f"or {COMPACT!r}"
+        )
+    if name.count("/") != 1:
+        raise ModelNotFoundError(
+            f"{name!r} is neither {COMPACT!r}, a hub name (owner/model, e.g. facebook/sam2.1-hiera-tiny) "
+            "nor an existing directory"
+        )
+    cache = hub_cache_dir(cache_dir)
+    try:
+        snapshot = snapshot_download(name, cache_dir=str(cache), local_files_only=True)
+    except HFValidationError as exc:
+        raise ModelNotFoundError(f"{name!r} is not a valid hub name or an existing directory ({exc})") from exc
+    except LocalEntryNotFoundError as exc:
+        raise ModelNotFoundError(_missing_hub_model_message(name, cache)) from exc
+    return Path(snapshot), f"Hugging Face cache {snapshot}"
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _missing_hub_model_message(name: str, cache: Path) -> str:
+    folder = "models--" + name.replace("/", "--")
+    return (
+        f"model {name!r} is not in the local Hugging Face cache ({cache / folder} is missing) and the "
+        "engine never downloads. To provide it: on a machine with internet, run "
+        f"`hf download {name}` (older clients: `huggingface-cli download {name}`) and copy "
+        f"~/.cache/huggingface/hub/{folder} into {cache} (or set HF_HOME / HF_HUB_CACHE to a cache that "
+        f"has it); or run `hf download {name} --local-dir DIR`, copy DIR here and pass its path instead "
+        "of the name."
+    )
+
+
+def _load_checkpoint(directory: Path, task: Task) -> tuple[PreTrainedModel, ModelFamily]:
+    config = _read_config(directory)
+    family = family_of(config)
+    if family is None:
+        raise IncompatibleModelError(
+            f"{directory}: model_type {getattr(config, 'model_type', None)!r} is not a SAM or SAM 2 model"
+        )
+    _check_task(str(directory), family, task)
+    if task == "video" and config.model_type == "sam2":
+        raise IncompatibleModelError(
+            f"{directory}: an image-only SAM 2 checkpoint (Sam2Model, no memory weights); "
+            "video tracking needs a Sam2VideoModel checkpoint (model_type sam2_video)"
+        )
+    if not any((directory / f).is_file() for f in WEIGHT_FILES):
+        raise CorruptCheckpointError(
+            f"{directory}: no weights file (expected one of {', '.join(WEIGHT_FILES)}); "
+            "the download or copy is incomplete"
+        )
+    if family is ModelFamily.SAM:
+        model_class: type[PreTrainedModel] = SamModel
+    else:
+        model_class = Sam2VideoModel if task == "video" else Sam2Model
+    try:
+        module, info = model_class.from_pretrained(directory, local_files_only=True, output_loading_info=True)
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and json each raise their own types
+        raise CorruptCheckpointError(
+            f"{directory}: the weights cannot be read ({type(exc).__name__}: {exc}); "
+            "the file is damaged or truncated: copy or download it again"
+        ) from exc
+    _check_loading_info(directory, info)
+    return module, family
+
+
+def _read_config(directory: Path) -> PreTrainedConfig:
+    if not (directory / "config.json").is_file():
+        raise CorruptCheckpointError(f"{directory}: no config.json; not a save_pretrained checkpoint directory")
+    try:
+        return AutoConfig.from_pretrained(directory, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - json, strict-dataclass and value errors alike
+        raise CorruptCheckpointError(
+            f"{directory}/config.json cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _check_loading_info(directory: Path, info: dict[str, object]) -> None:
+    """Refuse checkpoints that transformers would silently complete with random weights."""
+    missing = sorted(info.get("missing_keys") or ())  # type: ignore[call-overload]
+    mismatched = list(info.get("mismatched_keys") or ())  # type: ignore[call-overload]
+    if mismatched:
+        raise CorruptCheckpointError(f"{directory}: weights of the wrong shape for its config.json: {mismatched[:3]}")
+    if missing:
+        raise CorruptCheckpointError(f"{directory}: {len(missing)} weights missing from the checkpoint, e.g. {missing[:3]}")
+
+
+def _check_task(name: str, family: ModelFamily, task: Task) -> None:
+    if family is ModelFamily.SAM and task == "video":
+        raise IncompatibleModelError(
+            f"{name} is a SAM 1 image model; video sessions need a SAM 2 model "
+            f"(e.g. {COMPACT} or facebook/sam2.1-hiera-tiny)"
+        )
+
+
+# --- processors ----------------------------------------------------------------------------
+
+
+def _processor_for(family: ModelFamily, task: Task, size: int) -> ProcessorMixin:
+    """The transformers processor for the model, built from its input size.
+
+    Built rather than loaded so a checkpoint needs only config.json and weights (our own
+    checkpoints carry no processor files); the normalisation is SAM's ImageNet mean and std,
+    as in every published checkpoint. For compact models every size must be set to the input
+    size: the processors default to 1024.
+    """
+    if family is ModelFamily.SAM:
+        return SamProcessor(SamImageProcessor(size={"longest_edge": size}, pad_size={"height": size, "width": size}))
+    image_processor = Sam2ImageProcessor(
+        size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
+    )
+    if task == "image":
+        return Sam2Processor(image_processor, target_size=size)
+    return Sam2VideoProcessor(
+        image_processor, Sam2VideoVideoProcessor(size={"height": size, "width": size}), target_size=size
+    )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and its "sam2_video into sam2" notice while loading.
+
+    Loading a video checkpoint into the image model is expected here (it holds a superset of
+    the weights); the notice would only alarm users.
+    """
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
