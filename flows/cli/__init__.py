@@ -13,6 +13,7 @@ import typer
 
 from engine.errors import DataEngineError
 from flows.cli import (
+    annotate_cmd,
     catalog_cmd,
     demo_cmd,
     evaluate_cmd,
@@ -31,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, demo_cmd):
+for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, annotate_cmd, demo_cmd):
     module.register(app)
 
 

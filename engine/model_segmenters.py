@@ -1,0 +1,158 @@
+"""SAM 2 as the model in the loop: the :mod:`engine.segmenters` interfaces on the real model.
+
+:class:`ModelSegmenters` implements them on :mod:`engine.image_predictor` and
+:mod:`engine.video_session`. :class:`RegistrySegmenterSource` asks the model registry for the
+model before every task (the bare name: the champion, else the newest version), so a
+promotion is picked up by the next task; with an empty registry it falls back to the
+embedded ``sam2-compact`` with random weights, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.annotation import Click
+from engine.errors import BadPromptError, ModelNotFoundError
+from engine.frame_source import FrameSource
+from engine.image_predictor import ImagePredictor
+from engine.masklets import Masklet
+from engine.model_loading import DeviceChoice, LoadedModel, build_model, image_model_from
+from engine.model_registry import ModelRegistry, ModelVersion
+from engine.segmenter_config import COMPACT
+from engine.segmenters import DEFAULT_MODEL, ClickSegmenter, Tracker
+from engine.video_session import VideoSession
+
+log = logging.getLogger(__name__)
+
+
+class ImageClickSegmenter:
+    """SAM's interactive protocol on :class:`ImagePredictor`: one embedding per frame.
+
+    The first click asks for three candidate masks and keeps the best (one click is ambiguous);
+    later clicks come with the previous prediction's logits, as SAM's own tools send them.
+    """
+
+    def __init__(self, predictor: ImagePredictor, frames: FrameSource) -> None:
+        self._predictor = predictor
+        self._frames = frames
+        self._frame: int | None = None
+        self._logits: np.ndarray | None = None
+
+    def click(self, frame: int, clicks: Sequence[Click]) -> np.ndarray:
+        if not clicks:
+            raise BadPromptError("no clicks: a mask needs at least one click")
+        if frame != self._frame:
+            self._predictor.set_frame(self._frames.load(frame))
+            self._frame = frame
+        first = len(clicks) == 1
+        prediction = self._predictor.predict(
+            [(c.x, c.y) for c in clicks],
+            [int(c.positive) for c in clicks],
+            mask_logits=None if first else self._logits,
+            multimask=first,
+        )
+        self._logits = prediction.best_logits
+        return prediction.best_mask
+
+
+class SessionTracker:
+    """One object of a :class:`VideoSession`."""
+
+    def __init__(self, session: VideoSession, object_id: int) -> None:
+        self._session = session
+        self._object_id = object_id
+
+    @property
+    def mask_only(self) -> bool:
+        return self._session.mask_only
+
+    def click(self, frame: int, clicks: Sequence[Click]) -> np.ndarray:
+        result = self._session.add_points(
+            frame, self._object_id, [(c.x, c.y) for c in clicks], [int(c.positive) for c in clicks], replace=True
+        )
+        return result.object(self._object_id).mask
+
+    def add_mask(self, frame: int, mask: np.ndarray) -> None:
+        self._session.add_mask(frame, self._object_id, mask)
+
+    def propagate(self, from_frame: int) -> Iterator[tuple[int, np.ndarray]]:
+        for result in self._session.propagate(from_frame, "forward"):
+            yield result.frame, result.object(self._object_id).mask
+
+
+@dataclass(frozen=True)
+class ModelSegmenters:
+    """A loaded SAM 2: its video model, and the image model sharing its weights."""
+
+    video: LoadedModel
+    image_model: LoadedModel
+    model_version_id: int | None
+    description: str
+
+    def image(self, frames: FrameSource) -> ClickSegmenter:
+        return ImageClickSegmenter(ImagePredictor(self.image_model), frames)
+
+    def tracker(self, frames: FrameSource, object_id: int, *, mask_only: bool) -> Tracker:
+        return SessionTracker(VideoSession(self.video, frames, mask_only=mask_only), object_id)
+
+
+class RegistrySegmenterSource:
+    """The registry's current model for ``ref``, reloaded only when the version changes.
+
+    Safe to share between worker threads: the loaded modules are used for inference only,
+    and each task opens its own predictor and video session on them.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry | None,
+        ref: str = DEFAULT_MODEL,
+        *,
+        device: DeviceChoice | None = None,
+    ) -> None:
+        self._registry = registry
+        self._ref = ref
+        self._device = device
+        self._lock = threading.Lock()
+        self._loaded: ModelSegmenters | None = None
+        self.fallback_used = False  # True once a task ran on the random-init fallback
+
+    def segmenters(self, truth: Masklet | None = None) -> ModelSegmenters:
+        version = self._current_version()
+        wanted = None if version is None else version.id
+        with self._lock:
+            if self._loaded is None or self._loaded.model_version_id != wanted:
+                self._loaded = self._load(version)
+            return self._loaded
+
+    def _current_version(self) -> ModelVersion | None:
+        if self._registry is None:
+            return None
+        try:
+            return self._registry.resolve(self._ref)
+        except ModelNotFoundError:
+            if self._ref.split("@", 1)[0] != COMPACT:
+                raise  # only the embedded default has a random-init fallback
+            return None
+
+    def _load(self, version: ModelVersion | None) -> ModelSegmenters:
+        if version is None:
+            self.fallback_used = True
+            log.warning(
+                "no %s in the model registry: annotating with the embedded %s, randomly initialised "
+                "(masks are meaningless until a trained version is registered)",
+                self._ref,
+                COMPACT,
+            )
+            video = build_model(COMPACT, task="video", device=self._device)
+            description = f"{COMPACT} (random initialisation, not registered)"
+        else:
+            assert self._registry is not None
+            video = build_model(self._registry.weights_dir(version), task="video", device=self._device)
+            description = version.ref
+        return ModelSegmenters(video, image_model_from(video), None if version is None else version.id, description)

@@ -1,0 +1,78 @@
+"""The model in the loop comes from the registry before every task: champion, promotions, empty registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from engine.errors import ModelNotFoundError
+from engine.model_loading import build_model
+from engine.model_registry import promote
+from engine.model_segmenters import RegistrySegmenterSource
+from engine.segmenter_config import COMPACT
+from engine.segmenters import DEFAULT_MODEL
+from engine.settings import load_settings
+from engine.simulated_annotator import Skill
+from engine.synthetic import synthesize
+from phases.workers import Crew, Worker, enqueue_annotation
+from storage.annotation_store import SqlAnnotationStore
+from storage.catalog import Catalog
+from storage.ingest_sources import ingest_sources
+from storage.model_registry import SqlModelRegistry
+from storage.objects.local import LocalObjectStore
+from storage.schema import MaskletRow
+from storage.task_queue import TaskQueue
+from tests.engine.sam_fixtures import CPU
+from tests.phases.conftest import SHORT
+
+
+@pytest.fixture
+def registry(sqlite_catalog: Catalog, tmp_path: Path) -> SqlModelRegistry:
+    return SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "objects"), tmp_path / "cache")
+
+
+def register_random_compact(registry: SqlModelRegistry, folder: Path, seed: int):
+    model = build_model(COMPACT, task="video", device=CPU, seed=seed)
+    model.module.save_pretrained(folder)
+    return registry.register(COMPACT, model.module.config.to_dict(), folder)
+
+
+def test_the_default_model_is_the_embedded_one() -> None:
+    assert DEFAULT_MODEL == COMPACT
+
+
+def test_an_empty_registry_falls_back_to_a_random_sam2_compact_and_says_so(registry: SqlModelRegistry) -> None:
+    source = RegistrySegmenterSource(registry, device=CPU)
+    segmenters = source.segmenters()
+    assert segmenters.model_version_id is None and source.fallback_used
+    assert "random" in segmenters.description
+
+
+def test_another_missing_model_is_an_error_not_a_fallback(registry: SqlModelRegistry) -> None:
+    with pytest.raises(ModelNotFoundError, match="registry is empty"):
+        RegistrySegmenterSource(registry, "facebook/sam2.1-hiera-tiny", device=CPU).segmenters()
+
+
+@pytest.mark.slow
+def test_each_task_uses_the_champion_of_the_moment(registry: SqlModelRegistry, sqlite_catalog: Catalog, tmp_path: Path) -> None:
+    first = register_random_compact(registry, tmp_path / "v1", seed=1)
+    promote(registry, first.ref)
+    source = RegistrySegmenterSource(registry, device=CPU)
+
+    store = registry.store
+    paths = synthesize(tmp_path / "videos", 1, seed=2, spec=SHORT)
+    ingest_sources([str(p) for p in paths], catalog=sqlite_catalog, store=store, settings=load_settings())
+    queue, annotations = TaskQueue(sqlite_catalog), SqlAnnotationStore(sqlite_catalog, store)
+    enqueue_annotation(queue, annotations, 1)
+    worker = Worker("ann", queue, annotations, source, Crew(skill=Skill(click_budget=1)))
+    outcome = worker.annotate_one(1)
+    assert outcome is not None and outcome.ok, outcome
+    with sqlite_catalog.read() as session:
+        assert session.scalar(select(MaskletRow.model_version_id).where(MaskletRow.id == outcome.masklet_id)) == first.id
+
+    assert source.segmenters() is source.segmenters()  # nothing promoted: the loaded model is kept
+    second = register_random_compact(registry, tmp_path / "v2", seed=2)
+    promote(registry, second.ref)
+    assert source.segmenters().model_version_id == second.id  # the next task gets the new champion
