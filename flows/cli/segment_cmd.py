@@ -1,0 +1,125 @@
+"""``dataengine auto-masklets`` and ``dataengine track``: the segmentation model on a catalog video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engine.auto_masklets import AutoMaskConfig
+from engine.errors import BadPromptError
+from engine.masklets import Masklet
+from engine.model_choice import models_for
+from engine.point_grids import PAPER_GRID_SIDES
+from engine.segmenters import DEFAULT_MODEL
+from engine.tracking import check_click, track_click
+from flows.cli.context import Context, open_context, reports_errors
+from storage.auto_masklet_runs import AutoMaskletRun, run_for_video, stored_frames
+from storage.mask_folders import write_sav_folders
+from storage.model_registry import SqlModelRegistry
+
+DEFAULTS = AutoMaskConfig()
+MODEL_HELP = "model: a registry name (its champion, else newest), NAME@VERSION, a hub name or a folder"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("auto-masklets")(auto_masklets)
+    app.command("track")(track)
+
+
+@reports_errors
+def auto_masklets(
+    video_id: str = typer.Argument(..., help="the catalog video (see `dataengine videos list`)"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    points_per_side: int = typer.Option(
+        PAPER_GRID_SIDES[0], "--points-per-side", min=1, help="grid on the full frame; crop grids scale with it"
+    ),
+    crop_layers: int = typer.Option(
+        len(PAPER_GRID_SIDES) - 1, "--crop-layers", min=0, help="layers of crops (1: 2x2, 2: also 4x4)"
+    ),
+    min_predicted_iou: float = typer.Option(DEFAULTS.min_predicted_iou, "--min-predicted-iou", min=0.0, max=1.0),
+    min_stability: float = typer.Option(DEFAULTS.min_stability, "--min-stability", min=0.0, max=1.0),
+    max_candidates: int | None = typer.Option(None, "--max-candidates", min=1, help="keep at most this many"),
+) -> None:
+    """Generate candidate masklets on a video's first frame, propagate them, store them for verification."""
+    config = AutoMaskConfig.with_grid(
+        points_per_side,
+        crop_layers,
+        min_predicted_iou=min_predicted_iou,
+        min_stability=min_stability,
+        max_candidates=max_candidates,
+    )
+    with open_context() as ctx:
+        run = run_for_video(ctx.catalog, ctx.store, _registry(ctx), video_id, model, config)
+    typer.echo(_run_report(run, config))
+
+
+@reports_errors
+def track(
+    video_id: str = typer.Argument(..., help="the catalog video (see `dataengine videos list`)"),
+    frame: int = typer.Option(..., "--frame", help="sampled frame of the click (0 is the first)"),
+    point: str = typer.Option(..., "--point", help="the click as X,Y in pixels of the frame"),
+    out: Path = typer.Option(..., "--out", help="root of the SA-V mask folders to write"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    object_id: int = typer.Option(0, "--object-id", min=0, max=999, help="the object's folder number"),
+) -> None:
+    """Track the object under one click through the whole video; write it as SA-V mask folders."""
+    click = parse_point(point)
+    with open_context() as ctx:
+        frames = stored_frames(ctx.catalog, ctx.store, video_id)
+        check_click(frames, frame, click)
+        models = models_for(_registry(ctx), model)
+    masklet = track_click(models.video, frames, video_id, frame, click, object_id=object_id)
+    (folder,) = write_sav_folders(out, [masklet])
+    typer.echo(f"model: {models.description}")
+    typer.echo(_masklet_line(masklet))
+    typer.echo(f"wrote {masklet.frame_count} masks to {folder}")
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """``"X,Y"`` as two finite numbers (the bounds are checked against the frame later)."""
+    parts = text.split(",")
+    try:
+        x, y = (float(p) for p in parts)
+    except ValueError:
+        raise BadPromptError(f"--point must be X,Y in pixels (e.g. 120,80), got {text!r}") from None
+    return x, y
+
+
+def _registry(ctx: Context) -> SqlModelRegistry:
+    return SqlModelRegistry(ctx.catalog, ctx.store, Path(ctx.settings.model_cache_dir))
+
+
+def _run_report(run: AutoMaskletRun, config: AutoMaskConfig) -> str:
+    stats = run.result.stats
+    grid = ", ".join(str(n) for n in config.grid_sides)
+    lines = [
+        f"model: {run.model}",
+        f"grid {grid} points per side: {stats.points} points -> {stats.predicted} masks, "
+        f"{stats.passed_scores} passed the thresholds, {stats.kept} kept",
+    ]
+    if not run.masklet_ids:
+        lines.append("no candidates kept; nothing stored")
+        if not run.pretrained:
+            lines.append(
+                "(the model has random weights: its predicted IoUs stay near 0.5, so lower "
+                "--min-predicted-iou and --min-stability to see candidates anyway)"
+            )
+        return "\n".join(lines)
+    lines.append("object  masklet  visible  mean area  size    mean stability")
+    for masklet, masklet_id in zip(run.result.masklets, run.masklet_ids, strict=True):
+        lines.append(f"{masklet.object_id:>6}  {masklet_id:>7}  {_masklet_line(masklet, table=True)}")
+    lines.append(f"stored {len(run.masklet_ids)} auto masklets of {run.video_id} in verification")
+    return "\n".join(lines)
+
+
+def _masklet_line(masklet: Masklet, *, table: bool = False) -> str:
+    visible = f"{sum(masklet.visible)}/{masklet.frame_count}"
+    scores = masklet.stability_scores or ()
+    stability = sum(scores) / len(scores) if scores else float("nan")
+    if table:
+        return f"{visible:>7}  {masklet.size_abs:>9.1f}  {masklet.size_bucket.value:<6}  {stability:.3f}"
+    return (
+        f"object {masklet.object_id}: visible on {visible} frames, mean area {masklet.size_abs:.1f} px "
+        f"({masklet.size_bucket.value}), mean stability {stability:.3f}"
+    )
