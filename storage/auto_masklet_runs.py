@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.auto_masklets import AutoMaskConfig, AutoMasklets, generate_auto_masklets
+from engine.auto_mask_config import AutoMaskConfig
+from engine.auto_masklets import AutoMasklets, generate_auto_masklets
 from engine.frame_source import StoredFrames
 from engine.model_choice import models_for
 from engine.model_loading import DeviceChoice

@@ -21,6 +21,7 @@ from flows.cli import (
     models_cmd,
     queue_cmd,
     sav_cmd,
+    segment_cmd,
     synthesize_cmd,
 )
 
@@ -32,7 +33,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, annotate_cmd, demo_cmd):
+for module in (
+    catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, annotate_cmd,
+    segment_cmd, demo_cmd,
+):
     module.register(app)
 
 

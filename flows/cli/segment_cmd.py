@@ -1,22 +1,26 @@
-"""``dataengine auto-masklets`` and ``dataengine track``: the segmentation model on a catalog video."""
+"""``dataengine auto-masklets`` and ``dataengine track``: the segmentation model on a catalog video.
+
+The model code (torch, transformers) is imported inside the commands: it takes seconds to
+import, and every other command would pay for it at start-up.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from engine.auto_masklets import AutoMaskConfig
+from engine.auto_mask_config import AutoMaskConfig
 from engine.errors import BadPromptError
 from engine.masklets import Masklet
-from engine.model_choice import models_for
 from engine.point_grids import PAPER_GRID_SIDES
 from engine.segmenters import DEFAULT_MODEL
-from engine.tracking import check_click, track_click
 from flows.cli.context import Context, open_context, reports_errors
-from storage.auto_masklet_runs import AutoMaskletRun, run_for_video, stored_frames
-from storage.mask_folders import write_sav_folders
 from storage.model_registry import SqlModelRegistry
+
+if TYPE_CHECKING:
+    from storage.auto_masklet_runs import AutoMaskletRun
 
 DEFAULTS = AutoMaskConfig()
 MODEL_HELP = "model: a registry name (its champion, else newest), NAME@VERSION, a hub name or a folder"
@@ -42,6 +46,8 @@ def auto_masklets(
     max_candidates: int | None = typer.Option(None, "--max-candidates", min=1, help="keep at most this many"),
 ) -> None:
     """Generate candidate masklets on a video's first frame, propagate them, store them for verification."""
+    from storage.auto_masklet_runs import run_for_video
+
     config = AutoMaskConfig.with_grid(
         points_per_side,
         crop_layers,
@@ -64,6 +70,11 @@ def track(
     object_id: int = typer.Option(0, "--object-id", min=0, max=999, help="the object's folder number"),
 ) -> None:
     """Track the object under one click through the whole video; write it as SA-V mask folders."""
+    from engine.model_choice import models_for
+    from engine.tracking import check_click, track_click
+    from storage.auto_masklet_runs import stored_frames
+    from storage.mask_folders import write_sav_folders
+
     click = parse_point(point)
     with open_context() as ctx:
         frames = stored_frames(ctx.catalog, ctx.store, video_id)

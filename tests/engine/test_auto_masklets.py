@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.auto_mask_config import AutoMaskConfig
 from engine.auto_masklets import (
-    AutoMaskConfig,
     AutoMaskletGenerator,
     cut_by_crop,
     first_frame_candidates,

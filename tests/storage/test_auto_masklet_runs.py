@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.auto_masklets import AutoMaskConfig
+from engine.auto_mask_config import AutoMaskConfig
 from engine.errors import ModelNotFoundError, NotFoundError
 from engine.masklets import MaskletSource
 from engine.queues import IN_VERIFICATION
