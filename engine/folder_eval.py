@@ -15,6 +15,7 @@ the ground truth does not list, are ignored. Scoring rules are those of :mod:`en
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -55,7 +56,12 @@ def evaluate_folders(
     _require_dir(pred_root, "prediction root")
     score = partial(evaluate_video, gt_root, pred_root, skip_first_last=skip_first_last, bound_th=bound_th)
     if workers > 1 and len(videos) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(videos)), initializer=_init_worker) as pool:
+        # "spawn", not fork: a process that has started torch's (or any) thread pools can
+        # deadlock in a forked child that inherits their locks.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(videos)), initializer=_init_worker, mp_context=context
+        ) as pool:
             per_video = list(pool.map(score, videos))
     else:
         per_video = [score(video_id) for video_id in videos]
