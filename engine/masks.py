@@ -157,10 +157,20 @@ def iou_matrix(a: Sequence[Rle], b: Sequence[Rle]) -> np.ndarray:
     coco_a = [r.to_pycocotools() for r in a]
     coco_b = [r.to_pycocotools() for r in b]
     matrix = np.asarray(coco_mask.iou(coco_a, coco_b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
-    empty_a = coco_mask.area(coco_a) == 0
-    empty_b = coco_mask.area(coco_b) == 0
+    empty_a = _areas(coco_a) == 0
+    empty_b = _areas(coco_b) == 0
     matrix[np.outer(empty_a, empty_b)] = 1.0
     return matrix
+
+
+AREA_CHUNK = 255  # pycocotools 2.0.11's area() overflows a uint8 count with 256 or more masks
+
+
+def _areas(coco: list[dict[str, Any]]) -> np.ndarray:
+    """Areas of many masks, asked of pycocotools in chunks it can count."""
+    return np.concatenate(
+        [np.asarray(coco_mask.area(coco[i : i + AREA_CHUNK])) for i in range(0, len(coco), AREA_CHUNK)]
+    )
 
 
 def validate_mask(mask: object, height: int, width: int) -> None:

@@ -217,3 +217,12 @@ def test_counts_that_do_not_cover_the_mask_are_refused(counts: str) -> None:
 
     with pytest.raises(BadMaskError):
         Rle.from_coco({"size": [4, 4], "counts": counts})
+
+
+def test_iou_matrix_handles_many_masks() -> None:
+    from engine.masks import iou_matrix
+
+    masks = [encode(np.eye(8, dtype=bool)) for _ in range(300)] + [encode(np.zeros((8, 8), bool))]
+    matrix = iou_matrix(masks, masks[:2] + masks[-1:])
+    assert matrix.shape == (301, 3)
+    assert matrix[0, 0] == 1.0 and matrix[-1, -1] == 1.0 and matrix[0, -1] == 0.0
