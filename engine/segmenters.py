@@ -76,6 +76,11 @@ class SegmenterSource(Protocol):
     """Where each task gets its model from.
 
     ``truth`` is the object's ground truth where there is one; only simulated models read it.
+    ``fallback_used`` tells whether a task ran on the random-init embedded model because the
+    registry had none, so commands can say so.
     """
+
+    @property
+    def fallback_used(self) -> bool: ...
 
     def segmenters(self, truth: Masklet | None = None) -> Segmenters: ...

@@ -268,6 +268,10 @@ class SimulatedSegmenterSource:
     quality: ModelQuality = ModelQuality()
     seed: int = 0
 
+    @property
+    def fallback_used(self) -> bool:
+        return False  # simulated models never fall back to the embedded model
+
     def segmenters(self, truth: Masklet | None = None) -> SimulatedSegmenters:
         if truth is None:
             raise MissingGroundTruthError("a simulated model degrades the object's ground truth, and there is none")

@@ -120,7 +120,7 @@ def _report(outcomes: Sequence[Outcome], done: str, models: SegmenterSource) -> 
     for outcome in failed:
         fate = "will be retried" if outcome.will_retry else "dead letter"
         typer.echo(f"task {outcome.task_id} ({outcome.queue.value}) failed, {fate}: {outcome.error}", err=True)
-    if getattr(models, "fallback_used", False):
+    if models.fallback_used:
         typer.echo("note: no model in the registry; the embedded sam2-compact ran with random weights", err=True)
     if failed:
         raise typer.Exit(1)
