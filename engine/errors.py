@@ -131,3 +131,55 @@ class SegmenterFailedError(DataEngineError):
 
 class AlreadyVerifiedError(QueueError):
     """A verdict was asked for a masklet that is no longer waiting for one (already judged)."""
+
+
+class TrainingDataError(DataEngineError):
+    """The catalog cannot give a usable training or validation set."""
+
+
+class NoTrainingDataError(TrainingDataError):
+    """No satisfactory masklet is available to train on yet."""
+
+
+class EmptyValidationSetError(TrainingDataError):
+    """No validation video with satisfactory Phase 1 masklets: a trained model could not be judged."""
+
+
+class ValidationOverlapError(TrainingDataError):
+    """A validation video is (or was) training data, so validation would flatter the model."""
+
+
+class BadDatasetManifestError(TrainingDataError):
+    """A recorded dataset manifest is malformed or does not match its digest."""
+
+
+class TrainingRunError(DataEngineError):
+    """A training run record was asked for an impossible change (finishing a run twice, bad config)."""
+
+
+class PromotionError(DataEngineError):
+    """A promotion decision cannot be applied as made (stale champion, not the version it judged)."""
+
+
+class AuthenticationError(DataEngineError):
+    """No valid login: no session, a logged-out or expired one, a wrong password, or a disabled user."""
+
+
+class LoginThrottledError(AuthenticationError):
+    """Too many failed logins for this user or from this address lately: wait before trying again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermissionDeniedError(DataEngineError):
+    """A logged-in user asked for something their role or their tasks do not allow."""
+
+
+class BadUserError(DataEngineError):
+    """A user name, role or password is unusable, or the name is taken."""
+
+
+class WorkInProgressError(DataEngineError):
+    """The task is busy with another action (a propagation running): wait for it or cancel it."""
