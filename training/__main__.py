@@ -1,0 +1,66 @@
+"""``python -m training`` / ``torchrun --nproc_per_node N -m training``: training runs from the shell.
+
+    torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
+    python -m training bootstrap --steps 2400 --run-dir runs/boot --ship
+
+Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
+writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
+one process, with the registry and promotion around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from engine.errors import DataEngineError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="train sam2-compact from scratch on synthetic videos")
+    boot.add_argument("--steps", type=int, default=2400)
+    boot.add_argument("--run-dir", type=Path, required=True, help="checkpoints and the trained model go here; resumes")
+    boot.add_argument("--train-videos", type=int, default=64)
+    boot.add_argument("--val-videos", type=int, default=8)
+    boot.add_argument("--seed", type=int, default=0)
+    boot.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    boot.add_argument("--ship", action="store_true", help="copy the trained model into engine/weights/sam2-compact")
+    args = parser.parse_args(argv)
+    try:
+        return _bootstrap(args, argv if argv is not None else sys.argv[1:])
+    except DataEngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
+    from engine.model_loading import choose_device
+    from engine.settings import load_settings
+    from training.bootstrap import BootstrapSpec, bootstrap_config, run_bootstrap, ship
+    from training.distributed import process_group
+
+    device = choose_device(args.device, torch_threads=load_settings().torch_threads)
+    spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed)
+    config = bootstrap_config(args.steps)
+    with process_group(device) as (rank, world):
+        command = "python -m training " + shlex.join(argv) if world == 1 else f"torchrun --nproc_per_node {world} -m training " + shlex.join(argv)
+
+        def progress(step: int, steps: int, losses: dict[str, float]) -> None:
+            print(f"step {step}/{steps} loss {losses.get('loss', float('nan')):.3f} lr {losses.get('lr', 0):.2e}", flush=True)
+
+        result = run_bootstrap(spec, config, args.run_dir, device, command=command, progress=progress, rank=rank)
+        if result is None:
+            return 0
+        print(json.dumps(result.report["validation"], indent=2, sort_keys=True))
+        if args.ship:
+            print(f"shipped to {ship(result.weights_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

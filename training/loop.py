@@ -1,0 +1,217 @@
+"""The training loop: clips in, AdamW steps out, a checkpoint every so often.
+
+One loop serves the bootstrap (``sam2-compact`` from scratch on synthetic videos), retraining on
+what the phases collected, and fine-tuning real SAM 2.1 checkpoints. Under ``torchrun`` each
+process trains on its own clips and PyTorch's DistributedDataParallel averages the gradients
+(gloo on CPU, NCCL on GPUs), so scaling out is PyTorch's engine, not ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from transformers import Sam2VideoModel
+
+from engine.errors import ConfigError, NoTrainingDataError
+from engine.model_loading import DeviceChoice
+from training.checkpoints import TrainingState, load_checkpoint, save_checkpoint
+from training.clips import Clip, ClipSpec, sample_clip
+from training.losses import LossWeights, clip_loss
+from training.model import Sam2Trainer
+from training.prompts import PromptSpec, plan_prompts
+from training.videos import TrainingVideo
+
+log = logging.getLogger(__name__)
+
+CLIP_ATTEMPTS = 20  # videos tried for one clip before deciding the data has no visible object
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one run; a checkpoint resumes only under the same settings."""
+
+    steps: int = 1000
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.05  # the cosine schedule ends at lr * min_lr_ratio
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 0.1  # SAM 2's max gradient norm
+    seed: int = 0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    clips: ClipSpec = field(default_factory=ClipSpec)
+    prompts: PromptSpec = field(default_factory=PromptSpec)
+    losses: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be at least 1, got {self.steps}")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            problems.append("checkpoint_every and log_every must be at least 1")
+        if problems:
+            raise ConfigError("training config: " + "; ".join(problems))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    resumed_from: int  # 0 for a fresh run
+    seconds: float  # wall time of the steps run in this process (not those before a resume)
+    clips_per_second: float  # over all processes
+    history: list[dict[str, float]]
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"] if self.history else math.nan
+
+
+def train(
+    model: Sam2VideoModel,
+    videos: Sequence[TrainingVideo],
+    config: TrainConfig,
+    run_dir: Path,
+    device: DeviceChoice,
+    *,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on clips of ``videos``, resuming from ``run_dir``'s checkpoint if any.
+
+    ``progress(step, steps, losses)`` is called at every log point. Under ``torchrun`` (the
+    process group initialised by the caller) the gradients are averaged across processes and
+    only rank 0 writes checkpoints.
+    """
+    if not videos:
+        raise NoTrainingDataError("no training videos: nothing to train on")
+    rank, world = _rank_and_world()
+    model.to(device.device).train()
+    trainer = Sam2Trainer(model, config.prompts)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    history: list[dict[str, float]] = []
+    start = 0
+    state = load_checkpoint(run_dir)
+    if state is not None:
+        if state.config != config.to_json():
+            raise ConfigError(
+                f"{run_dir} holds a checkpoint of a run with other settings; use a new run folder "
+                "or the same settings to resume"
+            )
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        history, start = list(state.history), state.step
+        log.info("resuming %s at step %d of %d", run_dir, start, config.steps)
+    step_module: torch.nn.Module = trainer
+    if world > 1:
+        step_module = DistributedDataParallel(trainer, find_unused_parameters=True)
+    began = time.perf_counter()
+    window: list[dict[str, float]] = []
+    for step in range(start, config.steps):
+        clip = _clip_for_step(videos, config, rank, step, model.image_size)
+        generator = torch.Generator().manual_seed(_step_seed(config.seed, rank, step))
+        torch.manual_seed(_step_seed(config.seed, rank, step))  # dropout, identical after a resume
+        prompts = plan_prompts(clip.frame_count, config.prompts, generator)
+        pixels, masks = clip.pixels.to(device.device), clip.masks.to(device.device)
+        with device.autocast():
+            predictions = step_module(pixels, masks, prompts, generator)
+            loss, parts = clip_loss(predictions, masks, config.losses)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        window.append({"loss": float(loss.detach()), **parts, "grad_norm": float(grad_norm)})
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            entry = {"step": float(done), "lr": scheduler.get_last_lr()[0], **_mean(window)}
+            history.append(entry)
+            window = []
+            if progress is not None and rank == 0:
+                progress(done, config.steps, entry)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            _checkpoint(run_dir, done, model, optimizer, scheduler, config, history, rank, world)
+    seconds = time.perf_counter() - began
+    ran = config.steps - start
+    return TrainResult(
+        steps=config.steps,
+        resumed_from=start,
+        seconds=seconds,
+        clips_per_second=ran * world / seconds if seconds > 0 else math.nan,
+        history=history,
+    )
+
+
+def _clip_for_step(videos: Sequence[TrainingVideo], config: TrainConfig, rank: int, step: int, size: int) -> Clip:
+    rng = np.random.default_rng([config.seed, rank, step])
+    for _ in range(CLIP_ATTEMPTS):
+        video = videos[int(rng.integers(len(videos)))]
+        clip = sample_clip(video, rng, size, config.clips)
+        if clip is not None:
+            return clip
+    raise NoTrainingDataError(
+        f"tried {CLIP_ATTEMPTS} videos for a clip and none had an object visible on any frame; "
+        "the training masklets are empty"
+    )
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def _schedule(config: TrainConfig) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` at the last step."""
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        span = max(1, config.steps - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / span)
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _mean(window: list[dict[str, float]]) -> dict[str, float]:
+    return {key: sum(entry[key] for entry in window) / len(window) for key in window[0]} if window else {}
+
+
+def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, rank, world) -> None:
+    if rank == 0:
+        save_checkpoint(
+            run_dir,
+            TrainingState(
+                step=step,
+                model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                config=config.to_json(),
+                history=history,
+            ),
+        )
+    if world > 1:
+        dist.barrier()
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
