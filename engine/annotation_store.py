@@ -2,19 +2,30 @@
 
 :mod:`storage.annotation_store` implements :class:`AnnotationStore` on the catalog and the
 object store; :class:`storage.task_queue.TaskQueue` is a :class:`WorkQueue` as it is.
+
+A masklet and the task that produced it are finished together: the store hands the worker
+its writes as a :data:`TransactionEffect` and the queue runs them inside the transaction that
+finishes the task, so the masklet, its annotation events and the submission (or a verdict and
+the verifier's events) are committed together or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from engine.annotation import AnnotatedMasklet, AnnotationEvent
 from engine.frame_source import FrameSource
 from engine.masklets import Masklet, MaskletSource
 from engine.queues import Lease, NewTask, Queue, Routed, Task, Verdict
+
+
+# Writes that the queue runs inside the transaction finishing a task: called with the storage's
+# transaction handle (opaque here: storage's session) and the finished task. A submission's
+# effect returns the id of the masklet it wrote.
+TransactionEffect = Callable[[Any, Task], Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,13 @@ class StoredMasklet:
         return self.masklet.source
 
 
+class SubmittedCandidate(NamedTuple):
+    """An auto masklet sent to verification: its catalog id and its verify task's (a pair, as callers unpack it)."""
+
+    masklet_id: int
+    verify_task_id: int
+
+
 class AnnotationStore(Protocol):
     """The catalog as annotation work sees it."""
 
@@ -68,21 +86,28 @@ class AnnotationStore(Protocol):
         """NotFoundError when there is no such masklet."""
         ...
 
-    def save_draft(self, result: AnnotatedMasklet) -> int:
-        """Store a masklet as a ``draft`` (never in the dataset) with its events, in one transaction."""
+    def masklet_effect(self, result: AnnotatedMasklet) -> TransactionEffect:
+        """The writes that store ``result`` with its events, to run in its task's submission.
+
+        For :meth:`WorkQueue.submit_masklet`; the effect returns the new masklet's id.
+        """
         ...
 
-    def discard_draft(self, masklet_id: int) -> None:
-        """Remove a draft and its events (its submission failed)."""
+    def events_effect(self, events: Sequence[AnnotationEvent], masklet_id: int | None) -> TransactionEffect:
+        """The writes that record ``events`` (of ``masklet_id``), to run in a task's completion (a verdict's)."""
+        ...
+
+    def save_draft(self, result: AnnotatedMasklet) -> int:
+        """Store a masklet as a ``draft`` (never in the dataset) with its events, outside any task."""
         ...
 
     def record_events(self, events: Sequence[AnnotationEvent], masklet_id: int | None) -> None:
         ...
 
-    def add_auto_candidate(self, masklet: Masklet, model_version_id: int | None) -> tuple[int, int]:
-        """Store an auto masklet (under a new object id) in verification and enqueue its verify task, together.
+    def add_auto_candidates(self, masklets: Sequence[Masklet], model_version_id: int | None) -> list[SubmittedCandidate]:
+        """Store auto masklets (each under a new object id) in verification with their verify tasks.
 
-        Returns the masklet's and the task's ids.
+        One transaction: all of them are submitted, or none.
         """
         ...
 
@@ -98,7 +123,9 @@ class WorkQueue(Protocol):
 
     def fail(self, task_id: int, token: str, error: str, *, retry: bool = True) -> Task: ...
 
-    def submit_masklet(self, task_id: int, token: str, masklet_id: int | None = None) -> Routed: ...
+    def submit_masklet(
+        self, task_id: int, token: str, masklet_id: int | None = None, *, effect: TransactionEffect | None = None
+    ) -> Routed: ...
 
     def route_verdict(
         self,
@@ -108,4 +135,5 @@ class WorkQueue(Protocol):
         *,
         reason: str | None = None,
         frames: Sequence[int] | None = None,
+        effect: TransactionEffect | None = None,
     ) -> Routed: ...

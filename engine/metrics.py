@@ -5,14 +5,18 @@ From the annotation events, masklets, verdicts and ground truth the catalog hold
 
 - **seconds per frame**: annotation time (every event but verdicts, model time included)
   over the frames of the masklets made; ``model_seconds_per_frame`` is its measured model share;
-- **edited-frame percentage**: frames the annotator edited (clicks, strokes, annotated from
-  scratch) over all frames;
+  like **clicks per clicked frame**, pooled over the group (the paper says "average" and no more);
+- **edited-frame percentage**: the share of a masklet's frames the annotator edited (clicks,
+  strokes, annotated from scratch), averaged over masklets, as the paper's Table 1 averages it;
 - **clicks per clicked frame**, **brush strokes per frame**, **masklets per hour**;
 - **verification outcomes**: verdicts given on the group's masklets;
 - **J&F** against ground truth, where there is ground truth (all frames scored);
-- **mask alignment with Phase 1**: the share of masks (frames where either masklet shows the
-  object) whose IoU with the Phase 1 mask of the same object exceeds 0.75, overall and by the
-  Phase 1 masklet's SA-V size bucket.
+- **mask alignment with Phase 1** (the paper's "Phase 1 Mask Alignment Score"): the share of
+  masks (frames where either masklet shows the object) whose IoU with the Phase 1 mask of the
+  same object exceeds 0.75, overall and by size bucket. The paper buckets a masklet by its mask
+  area in the first frame (small: 1 to 32², medium: 32² to 96², large: 96² and more; SAM 2
+  paper, appendix D.2.2); :func:`alignment_bucket` does that with the Phase 1 masklet's first
+  visible frame.
 
 Everything here is pure: records in, rows out.
 """
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from engine.annotation import STROKES, Action, AnnotationEvent
-from engine.masklets import Masklet, SizeBucket
+from engine.masklets import Masklet, SizeBucket, size_bucket
 from engine.jf import score_object
 from engine.masks import decode, iou_matrix
 
@@ -72,7 +76,7 @@ class MaskletQuality:
 
     jf: float | None = None
     alignment_ious: tuple[float, ...] = ()  # one per frame where either masklet shows the object
-    phase1_bucket: SizeBucket | None = None
+    phase1_bucket: SizeBucket | None = None  # the Phase 1 masklet's, by :func:`alignment_bucket`
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,17 @@ class PhaseMetrics:
 
 @dataclass(frozen=True)
 class PaperRow:
-    """One row of the SAM 2 paper's Table 1 (the data engine's phases)."""
+    """One row of the SAM 2 paper's Table 1 (the data engine's phases), to print beside ours.
+
+    The columns as the paper defines them (section 5.1, "Analysis", and appendix D.2.2): the
+    average annotation time per frame; the average percentage of manually edited frames per
+    masklet; the number of manual clicks per clicked frame; and the Phase 1 Mask Alignment
+    Score, the percentage of masks whose IoU with the corresponding Phase 1 mask exceeds 0.75,
+    overall and by the masklet's mask area in the first frame. Phase 1 is the reference of the
+    alignment, so its row has none. The paper measured them in a controlled experiment (169
+    videos, 452 masklets, the same objects annotated under each phase's protocol), so they
+    compare protocols, not the phases' production runs.
+    """
 
     phase: int
     model: str
@@ -164,7 +178,11 @@ class PaperRow:
     alignment: Alignment = field(default_factory=Alignment)
 
 
-# SAM 2 paper (Ravi et al., 2024), Table 1: annotation speed and quality of the three phases.
+# SAM 2 paper: N. Ravi et al., "SAM 2: Segment Anything in Images and Videos", arXiv:2408.00714
+# (v1, 2024), section 5.1 "Data engine", Table 1 ("Evolution of data engine phases ..."). Every
+# number below was checked against that table, column by column (time per frame, edited
+# frames %, clicks per clicked frame, alignment all/small/medium/large with IoU > 0.75); the
+# Phase 1 alignment cells are "-" in the paper. Phase 2 is "SAM + SAM 2 Mask", Phase 3 "SAM 2".
 PAPER_TABLE_1 = (
     PaperRow(1, "SAM only", 37.8, 100.0, 4.80),
     PaperRow(2, "SAM + SAM 2 Mask", 7.4, 23.25, 3.61, Alignment(86.4, 71.3, 80.4, 97.9)),
@@ -208,6 +226,18 @@ def alignment_ious(masklet: Masklet, phase1: Masklet) -> tuple[float, ...]:
         if area or reference_area:
             ious.append(float(iou_matrix([mask], [reference])[0, 0]))
     return tuple(ious)
+
+
+def alignment_bucket(phase1: Masklet) -> SizeBucket | None:
+    """The size bucket the paper's alignment columns put a masklet in: its mask area in its first frame.
+
+    SAM 2 paper, appendix D.2.2: small 1 to 32², medium 32² to 96², large 96² and more, of the
+    first frame's mask (there every object was annotated from the video's first frame). Our
+    objects may enter late, so the first frame is the Phase 1 masklet's first visible frame;
+    None when it never shows the object (no mask to align with).
+    """
+    first = phase1.first_appeared_frame
+    return None if first is None else size_bucket(phase1.areas[first])
 
 
 def best_match(masklet: Masklet, truths: Sequence[Masklet]) -> Masklet | None:
@@ -290,7 +320,7 @@ def _row(
         frames=frames,
         seconds_per_frame=_ratio(seconds, frames),
         model_seconds_per_frame=_ratio(sum(s.model_seconds for s in own), frames),
-        edited_frame_pct=100.0 * _ratio(sum(m.edited_frame_count for m in members), frames),
+        edited_frame_pct=_edited_pct(members),
         clicks_per_clicked_frame=_ratio(sum(s.clicks for s in own), clicked),
         brush_strokes_per_frame=_ratio(sum(s.strokes for s in own), frames),
         masklets_per_hour=_ratio(3600.0 * len(members), seconds),
@@ -298,6 +328,15 @@ def _row(
         jf=float(np.mean(scores)) if scores else None,
         alignment=_alignment([quality[m.masklet_id] for m in members if m.masklet_id in quality]),
     )
+
+
+def _edited_pct(members: Sequence[MaskletRecord]) -> float:
+    """Mean over masklets of the share of their frames edited (the paper's "per masklet" average).
+
+    A frame-weighted share would let one long masklet outweigh many short ones.
+    """
+    shares = [m.edited_frame_count / m.frame_count for m in members if m.frame_count]
+    return 100.0 * float(np.mean(shares)) if shares else math.nan
 
 
 def _alignment(qualities: Sequence[MaskletQuality]) -> Alignment:

@@ -4,28 +4,39 @@ The paper's engine generated masklets automatically (SAM 2 prompted with a grid 
 the first frame) and sent them to the same verification as annotated ones: satisfactory
 candidates joined the dataset as automatic masklets, unsatisfactory ones went to Phase 3
 refinement by annotators. :func:`submit_candidates` does the routing's first step (store the
-candidate in verification and enqueue its verify task, together); the verify and refine
-workers (:mod:`phases.workers`) do the rest.
+candidates in verification and enqueue their verify tasks, all in one transaction); the
+verify and refine workers (:mod:`phases.workers`) do the rest.
 
 The generator itself belongs to the model work (:mod:`engine.auto_masklets`: a grid of clicks
 on the first frame, filtered, propagated). :class:`ModelCandidateGenerator` runs it with the
-registry's current model; anything else offering :class:`CandidateGenerator` will do (tests
-use :func:`engine.simulated_segmenter.simulated_auto_masklet`). A generator numbers its
-masklets from 0; the catalog gives each an object id of its own in the video.
+registry's current model (or one chosen up front, :class:`ChosenModel`);
+:class:`SimulatedCandidateGenerator` makes candidates from the ground truth instead, of known
+quality, for tests, dry runs and benchmarks. A generator numbers its masklets from 0; the
+catalog gives each an object id of its own in the video.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from engine.annotation_store import AnnotationStore
+import numpy as np
+
+from engine.annotation_store import AnnotationStore, SubmittedCandidate
+from engine.errors import ConfigError
 from engine.frame_source import FrameSource
-from engine.masklets import Masklet
+from engine.masklets import Masklet, MaskletSource
+from engine.masks import decode, encode
+from engine.simulated_segmenter import ModelQuality, simulated_auto_masklet
 
 if TYPE_CHECKING:  # the generator and the real model import torch; the routing does not need them
-    from engine.auto_masklets import AutoMaskConfig
-    from engine.model_segmenters import RegistrySegmenterSource
+    from engine.auto_masklets import AutoMaskConfig, AutoMasklets
+    from engine.model_segmenters import ModelSegmenters
+
+SPURIOUS_SIDE = 4  # pixels on each side of a simulated candidate that follows no object
 
 
 class CandidateGenerator(Protocol):
@@ -39,27 +50,52 @@ class CandidateGenerator(Protocol):
 
 def submit_candidates(
     store: AnnotationStore, candidates: Iterable[Masklet], model_version_id: int | None
-) -> list[tuple[int, int]]:
-    """Send auto masklets to verification; ``(masklet_id, verify_task_id)`` for each."""
-    return [store.add_auto_candidate(candidate, model_version_id) for candidate in candidates]
+) -> list[SubmittedCandidate]:
+    """Send auto masklets to verification, all of them or none: each is stored with its verify task."""
+    return store.add_auto_candidates(list(candidates), model_version_id)
 
 
-def generate_and_submit(store: AnnotationStore, generator: CandidateGenerator, video_ids: Iterable[str]) -> list[tuple[int, int]]:
-    """Generate candidates on each video and send them all to verification."""
-    submitted: list[tuple[int, int]] = []
+def generate_and_submit(store: AnnotationStore, generator: CandidateGenerator, video_ids: Iterable[str]) -> list[SubmittedCandidate]:
+    """Generate candidates on each video and send them to verification (one transaction per video)."""
+    submitted: list[SubmittedCandidate] = []
     for video_id in video_ids:
         candidates = generator.candidates(video_id, store.frames(video_id))
         submitted += submit_candidates(store, candidates, generator.model_version_id)
     return submitted
 
 
-class ModelCandidateGenerator:
-    """:class:`CandidateGenerator` on :func:`engine.auto_masklets.generate_auto_masklets` and the registry's model."""
+# --- the model's generator ------------------------------------------------------------------------
 
-    def __init__(self, models: RegistrySegmenterSource, config: AutoMaskConfig | None = None) -> None:
+
+class ModelSource(Protocol):
+    """Where a generator gets its model for each video (:class:`engine.model_segmenters.RegistrySegmenterSource`)."""
+
+    def segmenters(self) -> ModelSegmenters: ...
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """One model, chosen once (``dataengine auto-masklets --model``), as a :class:`ModelSource`."""
+
+    models: ModelSegmenters
+
+    def segmenters(self) -> ModelSegmenters:
+        return self.models
+
+
+class ModelCandidateGenerator:
+    """:class:`CandidateGenerator` on :func:`engine.auto_masklets.generate_auto_masklets` and a model source.
+
+    ``last`` keeps the last video's whole result (first-frame candidates and the counts of
+    each filtering step), so a command can say why few candidates were kept.
+    """
+
+    def __init__(self, models: ModelSource, config: AutoMaskConfig | None = None) -> None:
         self._models = models
         self._config = config
         self._model_version_id: int | None = None
+        self.last: AutoMasklets | None = None
+        self.last_models: ModelSegmenters | None = None
 
     @property
     def model_version_id(self) -> int | None:
@@ -73,4 +109,76 @@ class ModelCandidateGenerator:
         self._model_version_id = segmenters.model_version_id
         config = self._config or AutoMaskConfig()
         generated = generate_auto_masklets(segmenters.video, frames, video_id, config, image_model=segmenters.image_model)
+        self.last, self.last_models = generated, segmenters
         return generated.masklets
+
+
+# --- a simulated generator ------------------------------------------------------------------------
+
+
+class SimulatedCandidateGenerator:
+    """:class:`CandidateGenerator` that makes candidates from the video's ground truth, of known quality.
+
+    One candidate per ground-truth object, as a prompted-and-propagated model would make it
+    (:func:`engine.simulated_segmenter.simulated_auto_masklet`), the object's quality taken
+    from ``qualities`` in turn (so one video can hold good and poor candidates); and
+    ``spurious`` candidates on background no object ever covers, standing in for the grid's
+    masks of things nobody would call an object. Needs the ground truth: videos without it
+    give no candidates.
+    """
+
+    def __init__(
+        self,
+        store: AnnotationStore,
+        qualities: Sequence[ModelQuality] = (ModelQuality(),),
+        *,
+        spurious: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if not qualities or spurious < 0:
+            raise ConfigError("a simulated candidate generator needs at least one model quality and spurious >= 0")
+        self._store = store
+        self._qualities = tuple(qualities)
+        self._spurious = spurious
+        self._seed = seed
+
+    @property
+    def model_version_id(self) -> int | None:
+        return None  # no registered model made these
+
+    def candidates(self, video_id: str, frames: FrameSource) -> Sequence[Masklet]:
+        truths = [self._store.inputs(video_id, o).truth for o in self._store.objects_with_ground_truth(video_id)]
+        known = [t for t in truths if t is not None]
+        made = [
+            simulated_auto_masklet(truth, self._qualities[i % len(self._qualities)], seed=self._seed + i)
+            for i, truth in enumerate(known)
+        ]
+        made = [m for m in made if m.first_appeared_frame is not None]  # a generator never offers an empty masklet
+        rng = random.Random(self._seed)
+        made += [m for m in (background_masklet(known, rng) for _ in range(self._spurious)) if m is not None]
+        return [dataclasses.replace(m, object_id=i) for i, m in enumerate(made)]
+
+
+def background_masklet(truths: Sequence[Masklet], rng: random.Random, side: int = SPURIOUS_SIDE) -> Masklet | None:
+    """A still square of ``side`` pixels where no object of ``truths`` ever is; None when there is no room."""
+    if not truths:
+        return None
+    first = truths[0]
+    covered = np.zeros((first.height, first.width), dtype=bool)
+    for truth in truths:
+        for rle, area in zip(truth.masks, truth.areas):
+            if area:
+                covered |= decode(rle)
+    if first.height < side or first.width < side:
+        return None
+    # Sum of covered pixels in every side x side window (summed-area table): a zero is free room.
+    table = np.pad(covered.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
+    free = np.argwhere(sums == 0)
+    if len(free) == 0:
+        return None
+    top, left = free[rng.randrange(len(free))]
+    square = np.zeros_like(covered)
+    square[top : top + side, left : left + side] = True
+    mask = encode(square)
+    return Masklet(first.video_id, 0, MaskletSource.AUTO, tuple(mask for _ in first.masks))

@@ -1,17 +1,21 @@
 """Workers: take a task from a queue, do it with a simulated person and the registry's model, hand it back.
 
 - **annotate** (``annotate_phase_N``, payload ``video_id``, ``object_id``): run the phase,
-  store the masklet as a draft with its events, submit it; the queue makes it
-  ``in_verification`` and enqueues its verify task in the same transaction.
+  then submit: in one transaction the queue finishes the task, the store's effect writes the
+  masklet with its events, the masklet becomes ``in_verification`` and its verify task is
+  enqueued.
 - **refine** (``refine``, an unsatisfactory masklet): Phase 3 refinement; the new masklet is
   submitted to verification the same way.
-- **verify** (``verify``): judge the masklet and route the verdict. The queue never hands a
-  worker a masklet they annotated or refined; the catalog refuses such a verdict anyway.
+- **verify** (``verify``): judge the masklet and route the verdict; the verdict, the
+  masklet's new status, its refine task if any and the verifier's events commit together.
+  The queue never hands a worker a masklet they annotated or refined; the catalog refuses
+  such a verdict anyway.
 
 Whatever fails, no partial masklet enters the dataset: a phase keeps everything in memory
-until it is done, a draft whose submission fails is removed, and the task is failed through
-the queue, to be retried after a backoff, or dead-lettered straight away when retrying
-cannot help (no such video, no ground truth, an object never visible, a stale verdict).
+until it is done, its writes commit with the submission or not at all, and the task is
+failed through the queue, to be retried after a backoff, or dead-lettered straight away
+when retrying cannot help (no such video, no ground truth, an object never visible, a stale
+verdict). A worker killed mid-submission leaves nothing, and its lease expires into a retry.
 Each task asks its :class:`~engine.segmenters.SegmenterSource` for the model, so the
 registry's champion of the moment is the one used.
 """
@@ -165,13 +169,13 @@ class Worker:
         action_log = ActionLog(context, frame_count=stored.masklet.frame_count, time_model=self.time_model, clock=self.clock)
         judgement = verification.verify(stored, verifier, action_log, max_refinements=self.max_refinements)
         routed = self.queue.route_verdict(
-            lease.task_id, lease.token, judgement.verdict, reason=judgement.reason, frames=list(judgement.frames)
+            lease.task_id,
+            lease.token,
+            judgement.verdict,
+            reason=judgement.reason,
+            frames=list(judgement.frames),
+            effect=self.store.events_effect(action_log.events, stored.masklet_id),
         )
-        # After the verdict is recorded: the verdict, not its timing, is what must not be lost.
-        try:
-            self.store.record_events(action_log.events, stored.masklet_id)
-        except DataEngineError as exc:
-            log.warning("verdict on masklet %s recorded, its timing not: %s", stored.masklet_id, exc)
         return self._outcome(lease, masklet_id=stored.masklet_id, verdict=judgement.verdict, next_task=routed.next_task)
 
     # --- shared steps --------------------------------------------------------------------------
@@ -190,12 +194,9 @@ class Worker:
         )
 
     def _submit(self, lease: Lease, result: AnnotatedMasklet) -> Outcome:
-        masklet_id = self.store.save_draft(result)
-        try:
-            routed = self.queue.submit_masklet(lease.task_id, lease.token, masklet_id)
-        except BaseException:
-            self.store.discard_draft(masklet_id)
-            raise
+        """The masklet, its events and the submission, in one transaction (the verify task names the masklet)."""
+        routed = self.queue.submit_masklet(lease.task_id, lease.token, effect=self.store.masklet_effect(result))
+        masklet_id = None if routed.next_task is None else routed.next_task.masklet_id
         return self._outcome(lease, masklet_id=masklet_id, next_task=routed.next_task)
 
     def _take(self, queue: Queue, work: Callable[[Lease], Outcome]) -> Outcome | None:

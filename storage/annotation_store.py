@@ -1,27 +1,28 @@
 """The catalog and object store as annotation work sees them (:class:`engine.annotation_store.AnnotationStore`).
 
-A phase's masklet is written as a ``draft`` together with its events, then submitted
-through the queue, which makes it ``in_verification``; a draft whose submission failed is
-removed again. Drafts are never in the dataset and the metrics ignore them, so a worker
-killed between the two steps leaves nothing that counts.
+A phase's masklet and its events are written by :meth:`SqlAnnotationStore.masklet_effect`
+inside the queue's transaction that submits the task (:meth:`storage.task_queue.TaskQueue.submit_masklet`),
+which makes the masklet ``in_verification`` and enqueues its verify task: the masklet, its
+events and the submission commit together or not at all, so a worker killed at any moment
+leaves either a submitted masklet or nothing, and the task leased, to be delivered again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-import dataclasses
-
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine.annotation import AnnotatedMasklet, AnnotationEvent
-from engine.annotation_store import AnnotationInputs, StoredMasklet
+from engine.annotation_store import AnnotationInputs, StoredMasklet, SubmittedCandidate, TransactionEffect
 from engine.errors import BadMaskError, NotFoundError
 from engine.frame_source import StoredFrames
 from engine.masklets import Masklet, MaskletSource
 from engine.metrics import best_match
 from engine.ports import ObjectStore
-from engine.queues import IN_VERIFICATION, NewTask, Queue
+from engine.queues import IN_VERIFICATION, NewTask, Queue, Task
 from storage import annotation_events, tasks
 from storage import masklets as masklet_queries
 from storage import videos as video_queries
@@ -102,52 +103,73 @@ class SqlAnnotationStore:
                 refinement_round=int(submitted.get("round") or 0),
             )
 
+    def masklet_effect(self, result: AnnotatedMasklet) -> TransactionEffect:
+        """Writes ``result`` as a draft with its events in the submission's transaction; returns its id.
+
+        The submission then makes it ``in_verification`` in the same transaction: nobody ever
+        sees the draft.
+        """
+
+        def write(session: Session, task: Task) -> int:
+            return _add_draft(session, result)
+
+        return write
+
+    def events_effect(self, events: Sequence[AnnotationEvent], masklet_id: int | None) -> TransactionEffect:
+        recorded = tuple(events)
+
+        def write(session: Session, task: Task) -> None:
+            annotation_events.add_events(session, recorded, masklet_id)
+
+        return write
+
     def save_draft(self, result: AnnotatedMasklet) -> int:
         with self.catalog.write() as session:
-            masklet_id = masklet_queries.add_masklet(
-                session,
-                result.masklet,
-                status=DRAFT,
-                phase=result.phase,
-                annotator=result.annotator,
-                model_version_id=result.model_version_id,
-                edited_frames=result.edited_frames,
-            )
-            annotation_events.add_events(session, result.events, masklet_id)
-            return masklet_id
-
-    def discard_draft(self, masklet_id: int) -> None:
-        with self.catalog.write() as session:
-            status = session.scalar(select(MaskletRow.status).where(MaskletRow.id == masklet_id))
-            if status != DRAFT:
-                return  # submitted after all (or gone): it is not ours to remove
-            annotation_events.delete_events_of(session, masklet_id)
-            session.execute(delete(MaskletRow).where(MaskletRow.id == masklet_id))
+            return _add_draft(session, result)
 
     def record_events(self, events: Sequence[AnnotationEvent], masklet_id: int | None) -> None:
         with self.catalog.write() as session:
             annotation_events.add_events(session, events, masklet_id)
 
-    def add_auto_candidate(self, masklet: Masklet, model_version_id: int | None) -> tuple[int, int]:
-        """Store an auto masklet under a new object id, in verification, with its verify task."""
-        if masklet.source is not MaskletSource.AUTO:
-            raise BadMaskError(
-                f"masklet {masklet.video_id}/{masklet.object_id} is {masklet.source.value}; only auto masklets are candidates"
-            )
+    def add_auto_candidates(self, masklets: Sequence[Masklet], model_version_id: int | None) -> list[SubmittedCandidate]:
+        """Store auto masklets under new object ids, in verification, each with its verify task: all or none."""
+        for masklet in masklets:
+            if masklet.source is not MaskletSource.AUTO:
+                raise BadMaskError(
+                    f"masklet {masklet.video_id}/{masklet.object_id} is {masklet.source.value}; only auto masklets are candidates"
+                )
+        submitted: list[SubmittedCandidate] = []
         with self.catalog.write() as session:
-            # A generator numbers its masklets 0, 1, ...: in the catalog each gets an object id of
-            # its own, after every object the video already has (ground truth included).
-            taken = session.scalar(select(func.max(MaskletRow.object_id)).where(MaskletRow.video_id == masklet.video_id))
-            masklet = dataclasses.replace(masklet, object_id=0 if taken is None else taken + 1)
-            masklet_id = masklet_queries.add_masklet(
-                session, masklet, status=IN_VERIFICATION, model_version_id=model_version_id
-            )
-            spec = NewTask(
-                Queue.VERIFY,
-                {"masklet_id": masklet_id},
-                key=f"auto-masklet-{masklet_id}",
-                masklet_id=masklet_id,
-                video_id=masklet.video_id,
-            )
-            task = tasks.add_task(session.connection(), spec, now=utcnow(), by="auto-masklets")
-            return masklet_id, task.id
+            for masklet in masklets:
+                # A generator numbers its masklets 0, 1, ...: in the catalog each gets an object id of
+                # its own, after every object the video already has (ground truth included).
+                taken = session.scalar(select(func.max(MaskletRow.object_id)).where(MaskletRow.video_id == masklet.video_id))
+                masklet = dataclasses.replace(masklet, object_id=0 if taken is None else taken + 1)
+                masklet_id = masklet_queries.add_masklet(
+                    session, masklet, status=IN_VERIFICATION, model_version_id=model_version_id
+                )
+                spec = NewTask(
+                    Queue.VERIFY,
+                    {"masklet_id": masklet_id},
+                    key=f"auto-masklet-{masklet_id}",
+                    masklet_id=masklet_id,
+                    video_id=masklet.video_id,
+                )
+                task = tasks.add_task(session.connection(), spec, now=utcnow(), by="auto-masklets")
+                submitted.append(SubmittedCandidate(masklet_id, task.id))
+        return submitted
+
+
+def _add_draft(session: Session, result: AnnotatedMasklet) -> int:
+    """A phase's masklet as a draft, with its events, in the caller's transaction."""
+    masklet_id = masklet_queries.add_masklet(
+        session,
+        result.masklet,
+        status=DRAFT,
+        phase=result.phase,
+        annotator=result.annotator,
+        model_version_id=result.model_version_id,
+        edited_frames=result.edited_frames,
+    )
+    annotation_events.add_events(session, result.events, masklet_id)
+    return masklet_id

@@ -65,7 +65,10 @@ from storage.schema import utcnow
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-Effect = Callable[[Session, Task], None]
+# A caller's writes, run in the same transaction as the task's completion: an ORM session joined
+# to that transaction, and the task as finished. Its return value is ignored, except by
+# ``submit_masklet``, which takes an int as the id of the masklet the effect wrote.
+Effect = Callable[[Session, Task], Any]
 
 RETRY_FOR_S = 30.0  # how long a transaction keeps retrying through a held lock or a lost connection
 REAP_EVERY_S = 1.0  # how often a claimer also returns expired leases (bounds re-delivery delay)
@@ -217,13 +220,23 @@ class TaskQueue:
         return self._write(work)
 
     def submit_masklet(
-        self, task_id: int, token: str, masklet_id: int | None = None, result: Mapping[str, Any] | None = None
+        self,
+        task_id: int,
+        token: str,
+        masklet_id: int | None = None,
+        result: Mapping[str, Any] | None = None,
+        *,
+        effect: Effect | None = None,
     ) -> Routed:
         """Finish an annotation or refine task with its masklet, which goes to verification.
 
-        In one transaction: the task is done, the lease holder is recorded as a contributor
-        of the masklet (so they can never verify it), the masklet is marked in verification
-        and a verify task is enqueued for it.
+        In one transaction: the task is done, ``effect`` runs (typically: write the masklet
+        and its annotation events, returning the masklet's id), the lease holder is recorded
+        as a contributor of the masklet (so they can never verify it), the masklet is marked
+        in verification and a verify task is enqueued for it. If anything fails, the effect
+        included, nothing is written and the task is still the caller's, leased, to fail or
+        retry; if the lease was lost, the effect does not run at all. The masklet is
+        ``masklet_id``, else the id the effect returned, else the task's own.
         """
         extra = validate_payload(result)
 
@@ -234,7 +247,8 @@ class TaskQueue:
                 task = _earlier_try(conn, task_id, token, retried, (TaskStatus.DONE,))
                 return Routed(after_submission(task.queue), repo.task_by_key(conn, Queue.VERIFY, _next_key(task_id)))
             route = after_submission(task.queue)
-            masklet = _submitted_masklet(task, masklet_id)
+            written = _run_effect(conn, effect, task) if effect is not None else None
+            masklet = _submitted_masklet(task, masklet_id if masklet_id is not None else _written_id(written, task))
             contribution = Contribution.ANNOTATED if task.queue in ANNOTATE_QUEUES else Contribution.REFINED
             repo.add_contributor(conn, masklet, str(task.leased_by), contribution, task.id, now)
             if task.masklet_id is not None and task.masklet_id != masklet:
@@ -254,12 +268,14 @@ class TaskQueue:
         *,
         reason: str | None = None,
         frames: Sequence[int] | None = None,
+        effect: Effect | None = None,
     ) -> Routed:
         """Finish a verify task with the lease holder's verdict, and send the masklet on.
 
         In one transaction: the verdict is recorded in ``verifications`` (the database refuses
-        it from a contributor of the masklet), the masklet takes its new status, and an
-        unsatisfactory one gets a refine task carrying the reason and frames.
+        it from a contributor of the masklet), the masklet takes its new status, an
+        unsatisfactory one gets a refine task carrying the reason and frames, and ``effect``
+        runs (typically: the verifier's annotation events). All of it, or none.
         """
         route = route_verdict(verdict, reason, list(frames or []))
 
@@ -280,6 +296,8 @@ class TaskQueue:
                 follow_up = repo.add_task(conn, _follow_up(task, route.next_queue, payload, task.masklet_id), now=now)
             outcome = {"verdict": route.masklet_status, "reason": reason, "verification_id": verification}
             repo.set_result(conn, task, {**outcome, "next_task_id": follow_up.id if follow_up else None})
+            if effect is not None:
+                _run_effect(conn, effect, task)
             return Routed(route, follow_up, verification)
 
         return self._write(work)
@@ -452,11 +470,28 @@ def _earlier_try(conn: Connection, task_id: int, token: str, retried: bool, stat
     raise LeaseLostError(repo.why_lost(conn, task_id, token))
 
 
-def _run_effect(conn: Connection, effect: Effect, task: Task) -> None:
-    """The caller's effect, in an ORM session joined to the completion's transaction."""
+def _run_effect(conn: Connection, effect: Effect, task: Task) -> Any:
+    """The caller's effect, in an ORM session joined to the completion's transaction; what it returned.
+
+    The session never commits or rolls back itself: the completion's transaction does, so an
+    exception from the effect undoes the completion too.
+    """
     with Session(bind=conn, expire_on_commit=False) as session:
-        effect(session, task)
+        written = effect(session, task)
         session.flush()
+        return written
+
+
+def _written_id(written: Any, task: Task) -> int | None:
+    """The masklet id a submission's effect returned (None: it names none)."""
+    if written is None:
+        return None
+    if isinstance(written, bool) or not isinstance(written, int):
+        raise QueueError(
+            f"task {task.id}: the submission's effect returned {written!r}; it must return the id "
+            "of the masklet it wrote (an int), or None"
+        )
+    return written
 
 
 def _submitted_masklet(task: Task, masklet_id: int | None) -> int:

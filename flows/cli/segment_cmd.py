@@ -44,8 +44,16 @@ def auto_masklets(
     min_predicted_iou: float = typer.Option(DEFAULTS.min_predicted_iou, "--min-predicted-iou", min=0.0, max=1.0),
     min_stability: float = typer.Option(DEFAULTS.min_stability, "--min-stability", min=0.0, max=1.0),
     max_candidates: int | None = typer.Option(None, "--max-candidates", min=1, help="keep at most this many"),
+    enqueue: bool = typer.Option(
+        False, "--enqueue", help="send them to verification: each under an object id of its own, with a verify task"
+    ),
 ) -> None:
-    """Generate candidate masklets on a video's first frame, propagate them, store them for verification."""
+    """Generate candidate masklets on a video's first frame, propagate them, store them for verification.
+
+    With --enqueue they enter the data engine's verification as the paper's auto masklets did
+    (`dataengine verify` works them): satisfactory ones join the dataset as auto, unsatisfactory
+    ones go to Phase 3 refinement, rejected ones are kept with their reason.
+    """
     from storage.auto_masklet_runs import run_for_video
 
     config = AutoMaskConfig.with_grid(
@@ -56,8 +64,11 @@ def auto_masklets(
         max_candidates=max_candidates,
     )
     with open_context() as ctx:
-        run = run_for_video(ctx.catalog, ctx.store, _registry(ctx), video_id, model, config)
-    typer.echo(_run_report(run, config))
+        if enqueue:
+            run, objects = _generate_and_enqueue(ctx, video_id, model, config)
+        else:
+            run, objects = run_for_video(ctx.catalog, ctx.store, _registry(ctx), video_id, model, config), None
+    typer.echo(_run_report(run, config, objects))
 
 
 @reports_errors
@@ -101,7 +112,33 @@ def _registry(ctx: Context) -> SqlModelRegistry:
     return SqlModelRegistry(ctx.catalog, ctx.store, Path(ctx.settings.model_cache_dir))
 
 
-def _run_report(run: AutoMaskletRun, config: AutoMaskConfig) -> str:
+def _generate_and_enqueue(
+    ctx: Context, video_id: str, model: str, config: AutoMaskConfig
+) -> tuple[AutoMaskletRun, tuple[int, ...]]:
+    """Generate on ``video_id`` and submit every candidate with its verify task, in one transaction.
+
+    Returns the run (for the report) and the object ids the catalog gave the candidates.
+    """
+    from engine.model_choice import models_for
+    from phases.auto_masklets import ChosenModel, ModelCandidateGenerator, generate_and_submit
+    from storage.annotation_store import SqlAnnotationStore
+    from storage.auto_masklet_runs import AutoMaskletRun
+
+    store = SqlAnnotationStore(ctx.catalog, ctx.store)
+    store.frames(video_id)  # an unknown video fails here, before a model is loaded
+    models = models_for(_registry(ctx), model)
+    generator = ModelCandidateGenerator(ChosenModel(models), config)
+    submitted = generate_and_submit(store, generator, [video_id])
+    assert generator.last is not None  # generate_and_submit ran it on the video
+    masklet_ids = tuple(s.masklet_id for s in submitted)
+    run = AutoMaskletRun(
+        video_id, models.description, models.model_version_id, models.video.pretrained, generator.last, masklet_ids
+    )
+    return run, tuple(store.masklet(m).masklet.object_id for m in masklet_ids)
+
+
+def _run_report(run: AutoMaskletRun, config: AutoMaskConfig, objects: tuple[int, ...] | None = None) -> str:
+    """What the run did; ``objects``: the catalog's object ids when the candidates were sent to verification."""
     stats = run.result.stats
     grid = ", ".join(str(n) for n in config.grid_sides)
     lines = [
@@ -118,9 +155,19 @@ def _run_report(run: AutoMaskletRun, config: AutoMaskConfig) -> str:
             )
         return "\n".join(lines)
     lines.append("object  masklet  visible  mean area  size    mean stability")
-    for masklet, masklet_id in zip(run.result.masklets, run.masklet_ids, strict=True):
-        lines.append(f"{masklet.object_id:>6}  {masklet_id:>7}  {_masklet_line(masklet, table=True)}")
-    lines.append(f"stored {len(run.masklet_ids)} auto masklets of {run.video_id} in verification")
+    object_ids = objects if objects is not None else tuple(m.object_id for m in run.result.masklets)
+    for masklet, masklet_id, object_id in zip(run.result.masklets, run.masklet_ids, object_ids, strict=True):
+        lines.append(f"{object_id:>6}  {masklet_id:>7}  {_masklet_line(masklet, table=True)}")
+    if objects is None:
+        lines.append(
+            f"stored {len(run.masklet_ids)} auto masklets of {run.video_id} in verification "
+            "(without verify tasks: --enqueue sends them through `dataengine verify`)"
+        )
+    else:
+        lines.append(
+            f"sent {len(run.masklet_ids)} auto masklets of {run.video_id} to verification, each with a verify task "
+            "(`dataengine verify` works them)"
+        )
     return "\n".join(lines)
 
 

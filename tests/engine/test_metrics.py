@@ -15,10 +15,12 @@ from engine.masklets import Masklet, MaskletSource, SizeBucket
 from engine.masks import encode
 from engine.metrics import (
     PAPER_TABLE_1,
+    Alignment,
     GroupBy,
     MaskletQuality,
     MaskletRecord,
     Work,
+    alignment_bucket,
     alignment_ious,
     format_table,
     masklet_jf,
@@ -108,7 +110,40 @@ def test_table_prints_the_paper_beside_ours_with_speedups() -> None:
     table = format_table(summarize(masklets, events, [], {}))
     assert "paper: SAM only" in table and "paper: SAM 2" in table
     assert "8.4x" in table and "5.1x" in table  # ours equal the paper's here: 37.8 / 4.5 and 37.8 / 7.4
-    assert PAPER_TABLE_1[2].edited_frame_pct == 19.04
+
+
+def test_the_paper_s_table_agrees_with_the_speedups_its_text_states() -> None:
+    """Section 5.1 says Phase 2 is ~5.1x and Phase 3 ~8.4x faster than Phase 1: Table 1's times must give that."""
+    phase1, phase2, phase3 = PAPER_TABLE_1
+    assert round(phase1.seconds_per_frame / phase2.seconds_per_frame, 1) == 5.1
+    assert round(phase1.seconds_per_frame / phase3.seconds_per_frame, 1) == 8.4
+    assert phase1.alignment == Alignment()  # the reference: no alignment of its own
+    # "Phase 3 ... has the lowest edited frame percentage and clicks per frame, and results in better alignment"
+    assert phase3.edited_frame_pct < phase2.edited_frame_pct < phase1.edited_frame_pct
+    assert phase3.clicks_per_clicked_frame < phase2.clicks_per_clicked_frame < phase1.clicks_per_clicked_frame
+    assert phase3.alignment.all > phase2.alignment.all
+
+
+def test_edited_frame_percentage_is_averaged_per_masklet_as_in_the_paper() -> None:
+    rows = summarize([record(1, 2, frames=10, edited=10), record(2, 2, frames=30, edited=0)], [], [], {})
+    assert rows[0].edited_frame_pct == pytest.approx(50.0)  # not 10 / 40 = 25 %
+
+
+def test_alignment_buckets_by_the_first_frame_s_mask_area() -> None:
+    def masklet(*sides: int) -> Masklet:
+        masks = []
+        for side in sides:
+            mask = np.zeros((128, 128), bool)
+            mask[:side, :side] = True
+            masks.append(encode(mask))
+        return Masklet("v", 0, MaskletSource.MANUAL, tuple(masks))
+
+    # Small in its first visible frame, large on average: the paper's bucket is the first frame's.
+    grows = masklet(0, 20, 120, 120)
+    assert grows.size_bucket is SizeBucket.LARGE and alignment_bucket(grows) is SizeBucket.SMALL
+    assert alignment_bucket(masklet(32, 1)) is SizeBucket.MEDIUM  # 32² is medium: small is below it
+    assert alignment_bucket(masklet(96)) is SizeBucket.LARGE
+    assert alignment_bucket(masklet(0, 0)) is None
 
 
 def test_alignment_ious_count_frames_where_either_masklet_shows_the_object() -> None:

@@ -11,11 +11,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from sqlalchemy import select
+
 from engine.folder_eval import evaluate_folders
+from engine.queues import Queue, TaskStatus
 from engine.synthetic import SyntheticVideo
-from flows.cli import segment_cmd
+from flows.cli import annotate_cmd, segment_cmd
 from storage.catalog import open_catalog
 from storage.mask_folders import write_sav_folders
+from storage.schema import MaskletRow, VerificationRow
+from storage.task_queue import TaskQueue
 from tests.engine.segment_fixtures import ingest_tiny, one_torch_thread
 
 SMALL_GRID = ["--points-per-side", "3", "--crop-layers", "0", "--min-predicted-iou", "0", "--min-stability", "0"]
@@ -68,6 +73,38 @@ def test_auto_masklets_prints_the_candidates_and_stores_them(app: typer.Typer, v
     rows = [line.split() for line in output.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["0", "1"] and all(row[2].endswith("/8") for row in rows)
     assert f"stored 2 auto masklets of {video_id} in verification" in output
+
+
+def test_auto_masklets_enqueue_sends_them_through_verification(app: typer.Typer, video_id: str, tmp_path: Path) -> None:
+    annotate_cmd.register(app)  # `dataengine verify` works what --enqueue queued
+    output = invoke(app, "auto-masklets", video_id, *SMALL_GRID, "--max-candidates", "3", "--enqueue")
+    assert f"sent 3 auto masklets of {video_id} to verification" in output
+    table = [line.split() for line in output.splitlines() if line.strip()[:1].isdigit()]
+
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        with catalog.read() as session:
+            truth_objects = set(session.scalars(select(MaskletRow.object_id).where(MaskletRow.source == "ground_truth")))
+            auto = session.execute(
+                select(MaskletRow.id, MaskletRow.object_id, MaskletRow.status).where(MaskletRow.source == "auto")
+            ).all()
+        assert [(int(row[0]), int(row[1])) for row in table] == [(r.object_id, r.id) for r in auto]
+        assert min(r.object_id for r in auto) > max(truth_objects)  # ids of their own, never a ground-truth object's
+        assert {r.status for r in auto} == {"in_verification"}
+        with TaskQueue(catalog) as queue:
+            waiting = queue.list_tasks(Queue.VERIFY, TaskStatus.READY)
+        assert sorted(t.masklet_id for t in waiting) == sorted(r.id for r in auto)
+
+        verified = invoke(app, "verify", "--model", "simulated")
+        assert "verdicts: " in verified
+        with catalog.read() as session:
+            statuses = dict(session.execute(select(MaskletRow.id, MaskletRow.status).where(MaskletRow.source == "auto")).all())
+            verdicts = dict(session.execute(select(VerificationRow.masklet_id, VerificationRow.verdict)).all())
+        assert all(statuses[r.id] == verdicts[r.id] for r in auto)  # every candidate judged, and routed by its verdict
+        with TaskQueue(catalog) as queue:
+            assert all(s.pending == 0 for s in queue.stats())
+    finally:
+        catalog.dispose()
 
 
 def test_with_the_default_thresholds_random_weights_keep_nothing_and_say_why(app: typer.Typer, video_id: str) -> None:

@@ -245,7 +245,7 @@ class LosesLeases:
     def __getattr__(self, name):
         return getattr(self.queue, name)
 
-    def submit_masklet(self, task_id, token, masklet_id=None):
+    def submit_masklet(self, task_id, token, masklet_id=None, *, effect=None):
         raise LeaseLostError(f"task {task_id} was claimed again by someone else")
 
 
@@ -256,6 +256,83 @@ def test_a_submission_that_fails_leaves_no_draft_behind(sqlite_engine: Engine) -
     outcome = worker.annotate_one(1)
     assert outcome is not None and "lease lost" in outcome.error
     assert engine.masklets() == [] and engine.event_count() == 0
+
+
+class CrashesMidWrite:
+    """A store whose writes die half-way: the masklet and its events are written, then the process "crashes"."""
+
+    def __init__(self, store: SqlAnnotationStore, crashes: int = 1) -> None:
+        self.store = store
+        self.crashes = crashes
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def masklet_effect(self, result):
+        write, outer = self.store.masklet_effect(result), self
+
+        def crashing(session, task):
+            masklet_id = write(session, task)
+            session.flush()  # the rows are in the transaction: only its rollback can take them back
+            if outer.crashes:
+                outer.crashes -= 1
+                raise RuntimeError(f"worker died after writing masklet {masklet_id}")
+            return masklet_id
+
+        return crashing
+
+    def events_effect(self, events, masklet_id):
+        write, outer = self.store.events_effect(events, masklet_id), self
+
+        def crashing(session, task):
+            write(session, task)
+            session.flush()
+            if outer.crashes:
+                outer.crashes -= 1
+                raise RuntimeError("worker died after writing the verdict's events")
+
+        return crashing
+
+
+def test_a_crash_mid_submission_leaves_no_partial_masklet_and_the_task_is_retried(engine: Engine) -> None:
+    (task, _) = enqueue_annotation(engine.queue, engine.store, 1)
+    worker = Worker("ann", engine.queue, CrashesMidWrite(engine.store), SimulatedSegmenterSource(GOOD_TRACKER))
+    failed = worker.annotate_one(1)
+    assert failed is not None and not failed.ok and failed.will_retry and "worker died" in failed.error
+    assert failed.masklet_id is None
+    assert engine.masklets() == [] and engine.event_count() == 0  # no draft, no events, no verify task
+    assert engine.queue.get(task.id).status is TaskStatus.READY
+    assert [s.pending for s in engine.queue.stats() if s.queue is Queue.VERIFY] in ([], [0])
+
+    done = drain(lambda: worker.annotate_one(1))
+    assert all(o.ok for o in done) and engine.queue.get(task.id).attempts == 2
+    rows = engine.masklets()
+    assert [r.status for r in rows] == ["in_verification"] * 2
+    assert {o.masklet_id for o in done} == {r.id for r in rows}
+    with engine.catalog.read() as session:
+        events = annotation_events.events_of(session, [rows[0].id])
+    assert events[-1].action is Action.SUBMIT and len({e.task_id for e in events}) == 1  # one attempt's events only
+
+
+def test_a_crash_while_recording_a_verdict_records_nothing_and_the_verdict_is_given_again(engine: Engine) -> None:
+    enqueue_annotation(engine.queue, engine.store, 1)
+    (annotated, _) = drain(lambda: engine.worker("ann").annotate_one(1))
+    crashing = Worker("ver", engine.queue, CrashesMidWrite(engine.store), SimulatedSegmenterSource(GOOD_TRACKER))
+    failed = crashing.verify_one()
+    assert failed is not None and not failed.ok and failed.will_retry
+    with engine.catalog.read() as session:
+        assert session.scalar(select(func.count()).select_from(VerificationRow)) == 0
+        verdict_events = [e for e in annotation_events.events_of(session, [failed.masklet_id or annotated.masklet_id])
+                          if e.action is Action.VERDICT]
+    assert verdict_events == []
+    assert {r.status for r in engine.masklets()} == {"in_verification"}
+
+    verified = drain(crashing.verify_one)
+    assert [o.verdict for o in verified] == [Verdict.SATISFACTORY] * 2
+    with engine.catalog.read() as session:
+        verdict_events = [e for e in annotation_events.events_of(session, [r.id for r in engine.masklets()])
+                          if e.action is Action.VERDICT]
+    assert len(verdict_events) == 2  # one per verdict: the crashed attempt left none
 
 
 def test_a_verdict_on_a_masklet_already_verified_is_refused(sqlite_engine: Engine) -> None:

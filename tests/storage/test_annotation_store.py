@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from engine.annotation import Action
 from engine.errors import NotFoundError
+from engine.queues import NewTask, Queue, TaskStatus
 from engine.simulated_annotator import SimulatedAnnotator
 from engine.simulated_segmenter import SimulatedSegmenters
 from engine.time_model import ManualClock
@@ -35,7 +37,7 @@ def annotated(engine):
     return phase1.annotate(PhaseJob(engine.video_id, 0, inputs.frames, annotator, segmenters, clock=ManualClock()))
 
 
-def test_a_draft_and_its_events_are_stored_together_and_removed_together(engine) -> None:
+def test_a_draft_and_its_events_are_stored_together(engine) -> None:
     result = annotated(engine)
     draft = engine.store.save_draft(result)
     stored = engine.store.masklet(draft)
@@ -46,20 +48,76 @@ def test_a_draft_and_its_events_are_stored_together_and_removed_together(engine)
     assert events[0].started_at == result.events[0].started_at
     assert phase_metrics(engine.catalog) == []  # drafts never count
 
-    engine.store.discard_draft(draft)
-    with pytest.raises(NotFoundError):
-        engine.store.masklet(draft)
-    assert engine.event_count() == 0
-
-
-def test_a_submitted_masklet_is_never_discarded(engine) -> None:
-    draft = engine.store.save_draft(annotated(engine))
     with engine.catalog.write() as session:
         session.execute(update(MaskletRow).where(MaskletRow.id == draft).values(status="in_verification"))
-    engine.store.discard_draft(draft)
-    assert engine.store.masklet(draft).status == "in_verification"
     (row,) = phase_metrics(engine.catalog)
     assert row.phase == 1 and row.masklets == 1 and row.jf is not None and row.jf > 0.9
+
+
+def claim_annotate_task(engine):
+    (task,) = engine.queue.enqueue_many([NewTask(Queue.ANNOTATE_PHASE_1, {"video_id": engine.video_id, "object_id": 0})])
+    (lease,) = engine.queue.claim(Queue.ANNOTATE_PHASE_1, "ann", 60)
+    assert lease.task_id == task.id
+    return lease
+
+
+def dies_after(write):
+    """An effect that does all of ``write`` and then dies, as a worker killed mid-transaction would."""
+
+    def effect(session, task):
+        write(session, task)
+        session.flush()
+        raise RuntimeError("killed")
+
+    return effect
+
+
+def test_the_masklet_its_events_and_the_submission_commit_together(engine) -> None:
+    result = annotated(engine)
+    lease = claim_annotate_task(engine)
+    routed = engine.queue.submit_masklet(lease.task_id, lease.token, effect=engine.store.masklet_effect(result))
+    masklet_id = routed.next_task.masklet_id
+    assert engine.store.masklet(masklet_id).status == "in_verification"
+    assert engine.queue.get(lease.task_id).result["masklet_id"] == masklet_id
+    with engine.catalog.read() as session:
+        events = annotation_events.events_of(session, [masklet_id])
+    assert [e.action for e in events] == [e.action for e in result.events]
+
+
+def test_a_submission_that_dies_in_its_writes_leaves_nothing_and_the_task_leased(engine) -> None:
+    result = annotated(engine)
+    lease = claim_annotate_task(engine)
+    with pytest.raises(RuntimeError, match="killed"):
+        engine.queue.submit_masklet(lease.task_id, lease.token, effect=dies_after(engine.store.masklet_effect(result)))
+    with engine.catalog.read() as session:
+        assert session.scalar(select(func.count()).select_from(MaskletRow).where(MaskletRow.source == "manual")) == 0
+    assert engine.event_count() == 0
+    task = engine.queue.get(lease.task_id)
+    assert task.status is TaskStatus.LEASED and task.leased_by == "ann"  # still the worker's: the retry below uses its token
+    assert engine.queue.list_tasks(Queue.VERIFY) == []
+
+    routed = engine.queue.submit_masklet(lease.task_id, lease.token, effect=engine.store.masklet_effect(result))
+    assert engine.store.masklet(routed.next_task.masklet_id).status == "in_verification"
+
+
+def test_a_verdict_and_the_verifier_s_events_commit_together(engine) -> None:
+    result = annotated(engine)
+    lease = claim_annotate_task(engine)
+    routed = engine.queue.submit_masklet(lease.task_id, lease.token, effect=engine.store.masklet_effect(result))
+    masklet_id = routed.next_task.masklet_id
+    (verify,) = engine.queue.claim(Queue.VERIFY, "ver", 60)
+    verdict = [dataclasses.replace(result.events[-1], action=Action.VERDICT, annotator="ver", task_id=verify.task_id)]
+    before = engine.event_count()
+    with pytest.raises(RuntimeError, match="killed"):
+        engine.queue.route_verdict(
+            verify.task_id, verify.token, "satisfactory", effect=dies_after(engine.store.events_effect(verdict, masklet_id))
+        )
+    assert engine.event_count() == before and engine.store.masklet(masklet_id).status == "in_verification"
+    assert engine.queue.get(verify.task_id).status is TaskStatus.LEASED
+
+    effect = engine.store.events_effect(verdict, masklet_id)
+    engine.queue.route_verdict(verify.task_id, verify.token, "satisfactory", effect=effect)
+    assert engine.event_count() == before + 1 and engine.store.masklet(masklet_id).status == "satisfactory"
 
 
 def test_the_event_sink_records_events_of_any_source(engine) -> None:

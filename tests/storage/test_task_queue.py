@@ -476,3 +476,98 @@ def test_routing_is_refused_to_the_wrong_kind_of_task(catalog: Catalog, queue: T
     (verify,) = queue.claim(Queue.VERIFY, "w2", 60)
     with pytest.raises(QueueError, match="does not produce a masklet"):
         queue.submit_masklet(verify.task_id, verify.token)
+
+
+# --- writes that commit with the submission or the verdict -------------------------------------------
+
+
+def new_masklet_effect(catalog: Catalog, *, dies: bool = False):  # type: ignore[no-untyped-def]
+    """An effect that writes a masklet row in the submission's transaction and returns its id (or dies after)."""
+    add_masklet(catalog)  # the video row, committed beforehand; this masklet stays a draft nobody submits
+    written: list[int] = []
+
+    def effect(session, task):  # type: ignore[no-untyped-def]
+        row = MaskletRow(
+            video_id="v1", object_id=task.id, source="manual", status="draft", frame_count=1, height=4, width=4,
+            size_bucket="small",
+        )
+        session.add(row)
+        session.flush()
+        written.append(row.id)
+        if dies:
+            raise RuntimeError("the worker died mid-submission")
+        return row.id
+
+    return effect, written
+
+
+def masklet_count(catalog: Catalog) -> int:
+    with catalog.read() as session:
+        return session.scalar(select(func.count()).select_from(MaskletRow)) or 0
+
+
+def test_a_submission_s_effect_writes_the_masklet_it_submits(catalog: Catalog, queue: TaskQueue) -> None:
+    effect, written = new_masklet_effect(catalog)
+    queue.enqueue(P1, {"object": 0})
+    (lease,) = queue.claim(P1, "alice", 60)
+    routed = queue.submit_masklet(lease.task_id, lease.token, effect=effect)
+    (masklet,) = written
+    assert routed.next_task is not None and routed.next_task.masklet_id == masklet
+    assert masklet_status(catalog, masklet) == "in_verification"
+    assert queue.claim(Queue.VERIFY, "alice", 60) == []  # the effect's masklet is hers: she may not verify it
+
+
+def test_a_submission_whose_effect_dies_leaves_nothing_and_keeps_the_lease(catalog: Catalog, queue: TaskQueue) -> None:
+    dying, written = new_masklet_effect(catalog, dies=True)
+    before = masklet_count(catalog)
+    queue.enqueue(P1, {"object": 0})
+    (lease,) = queue.claim(P1, "alice", 60)
+    with pytest.raises(RuntimeError, match="died mid-submission"):
+        queue.submit_masklet(lease.task_id, lease.token, effect=dying)
+    assert len(written) == 1 and masklet_count(catalog) == before  # written, then rolled back with the rest
+    task = queue.get(lease.task_id)
+    assert task.status is TaskStatus.LEASED and task.result is None
+    assert queue.list_tasks(Queue.VERIFY) == []
+    assert queue.fail(lease.task_id, lease.token, "died").status is TaskStatus.READY  # retryable, as any failure
+
+
+def test_an_effect_never_runs_for_a_lost_lease_and_must_name_a_masklet(
+    catalog: Catalog, queue: TaskQueue, clock: FakeClock
+) -> None:
+    effect, written = new_masklet_effect(catalog)
+    queue.enqueue(P1, {"object": 0})
+    (lease,) = queue.claim(P1, "alice", 10)
+    clock.advance(11)
+    with pytest.raises(LeaseLostError):
+        queue.submit_masklet(lease.task_id, lease.token, effect=effect)
+    assert written == []
+
+    (again,) = queue.claim(P1, "bob", 60)
+    with pytest.raises(QueueError, match="must return the id of the masklet"):
+        queue.submit_masklet(again.task_id, again.token, effect=lambda session, task: "masklet 7")
+    assert queue.get(again.task_id).status is TaskStatus.LEASED
+
+
+def test_a_verdict_whose_effect_dies_records_no_verdict(catalog: Catalog, queue: TaskQueue) -> None:
+    masklet = add_masklet(catalog)
+    queue.enqueue(P1, {}, masklet_id=masklet)
+    work_one(queue, P1, "annotator")
+    (verify,) = queue.claim(Queue.VERIFY, "verifier", 60)
+    ran: list[int] = []
+
+    def dies(session, task):  # type: ignore[no-untyped-def]
+        ran.append(task.id)
+        session.add(MaskletRow(video_id="v1", object_id=9, source="manual", status="draft", frame_count=1,
+                               height=4, width=4, size_bucket="small"))
+        raise RuntimeError("the verifier's process died")
+
+    with pytest.raises(RuntimeError):
+        queue.route_verdict(verify.task_id, verify.token, "unsatisfactory", reason="misses the tail", effect=dies)
+    assert ran == [verify.task_id]
+    assert masklet_status(catalog, masklet) == "in_verification" and queue.list_tasks(Queue.REFINE) == []
+    with catalog.read() as session:
+        assert session.scalar(select(func.count()).select_from(VerificationRow)) == 0
+    assert queue.get(verify.task_id).status is TaskStatus.LEASED
+    routed = queue.route_verdict(verify.task_id, verify.token, "unsatisfactory", reason="misses the tail",
+                                 effect=lambda session, task: ran.append(task.id))
+    assert ran == [verify.task_id] * 2 and routed.next_task is not None and routed.next_task.queue is Queue.REFINE
