@@ -20,6 +20,7 @@ from engine.metrics import (
     MaskletRecord,
     PhaseMetrics,
     Work,
+    alignment_bucket,
     alignment_ious,
     best_match,
     masklet_jf,
@@ -106,5 +107,5 @@ def _quality(session: Session, rows: list[MaskletRow], records: list[MaskletReco
             quality[record.masklet_id] = MaskletQuality(jf)
         else:
             phase1 = load(phase1_id)
-            quality[record.masklet_id] = MaskletQuality(jf, alignment_ious(masklet, phase1), phase1.size_bucket)
+            quality[record.masklet_id] = MaskletQuality(jf, alignment_ious(masklet, phase1), alignment_bucket(phase1))
     return quality
