@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import Sam2VideoModel
 
+from engine.bundled import REPORT_FILE, bundled_dir
 from engine.model_loading import DeviceChoice, LoadedModel, build_model
 from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.synthetic import SyntheticSpec, generate_video
@@ -31,8 +32,8 @@ from training.loop import TrainConfig, TrainResult, train
 from training.prompts import PromptSpec
 from training.videos import TrainingVideo, synthetic_training_video
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "engine" / "weights" / COMPACT
-REPORT_NAME = "bootstrap.json"
+BUNDLED_DIR = bundled_dir(COMPACT)
+REPORT_NAME = REPORT_FILE
 VALIDATION_SEED_OFFSET = 1_000_000  # validation videos never share a seed with training videos
 
 

@@ -133,3 +133,31 @@ def _track(session: VideoSession, object_id: int, first: int, truth: list[np.nda
             mask = session.add_points(first, object_id, points, labels).object(object_id).mask
     masks = {result.frame: result.object(object_id).mask for result in session.propagate(first, "forward")}
     return [masks[f] for f in range(first, len(truth))]
+
+
+def phase3_seconds_per_frame(model: LoadedModel, videos: Sequence[TrainingVideo], *, seed: int = 0) -> float:
+    """Annotator seconds per frame of simulated Phase 3 on ``videos`` with ``model`` in the loop.
+
+    Only the annotator's time counts (the model's own compute is left out with a clock that
+    does not advance), so two models compare on what they save people, whatever the machine's
+    load while they were measured.
+    """
+    from engine.model_loading import image_model_from
+    from engine.model_segmenters import ModelSegmenters
+    from engine.simulated_annotator import SimulatedAnnotator
+    from engine.time_model import ManualClock
+    from phases import phase3
+    from phases.procedure import PhaseJob
+
+    segmenters = ModelSegmenters(model, image_model_from(model), None, model.name)
+    seconds = 0.0
+    frames = 0
+    for video in videos:
+        for masklet in video.masklets:
+            if _first_visible(masklet) is None:
+                continue
+            annotator = SimulatedAnnotator(masklet, name="validation-annotator", seed=seed)
+            job = PhaseJob(video.video_id, masklet.object_id, video.frames, annotator, segmenters, clock=ManualClock())
+            seconds += phase3.annotate(job).seconds
+            frames += len(masklet.masks)
+    return seconds / frames if frames else math.nan

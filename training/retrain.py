@@ -1,0 +1,154 @@
+"""One retraining round: the data collected so far -> a new model version -> promoted or not.
+
+The order matters for the promotion gate and for lineage (see docs/training-data.md):
+build the datasets (recording exactly which masklets), score the champion on the same
+validation set if it has no score there yet, start a training-run record, fine-tune from the
+champion, validate, mark the run succeeded, register the version with its run and metrics,
+then let the gate decide. A run that fails at any step is marked failed and registers
+nothing, so the champion is never replaced by a failed or partial run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Sam2VideoModel
+
+from engine.model_loading import DeviceChoice, LoadedModel, build_model
+from engine.model_registry import ModelRegistry, ModelVersion
+from engine.segmenter_config import COMPACT, sam2_compact_config
+from engine.training_data import TrainingDataSource, TrainingRunLog
+from training.bootstrap import BUNDLED_DIR, load_trained, save_model
+from training.dataset import build_datasets
+from training.evaluate import ModelEvaluation, evaluate_model, phase3_seconds_per_frame
+from training.loop import TrainConfig, train
+from training.promotion import DEFAULT_MARGIN, PromotionDecision, apply_promotion, champion_of, decide_for_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one round did, for the flow's report and the closing note."""
+
+    model_name: str
+    version: ModelVersion
+    parent: ModelVersion | None
+    training_run_id: int
+    decision: PromotionDecision
+    before: dict[str, Any]  # the parent's validation metrics on this round's validation set
+    after: dict[str, Any]  # the new version's
+    train_seconds: float
+    clips_per_second: float
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promote
+
+    def summary(self) -> str:
+        before, after = self.before.get("val_jf", math.nan), self.after.get("val_jf", math.nan)
+        verdict = "promoted to champion" if self.promoted else "kept as challenger"
+        return f"{self.version.ref}: validation J&F {before:.3f} -> {after:.3f}; {verdict} ({self.decision.reason})"
+
+
+def retrain(
+    *,
+    registry: ModelRegistry,
+    runs: TrainingRunLog,
+    data: TrainingDataSource,
+    model_name: str = COMPACT,
+    config: TrainConfig,
+    work_dir: Path,
+    device: DeviceChoice,
+    include_sav_imports: bool = False,
+    margin: float = DEFAULT_MARGIN,
+    with_phase3: bool = False,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> RetrainOutcome:
+    """Fine-tune ``model_name``'s champion on the catalog's training set and submit it to the gate."""
+    datasets = build_datasets(data, runs, model_name=model_name, include_sav_imports=include_sav_imports)
+    manifest = datasets.manifest
+    parent = champion_of(registry, model_name)
+    phase3 = phase3_seconds_per_frame if with_phase3 else None
+    before = _parent_metrics(registry, parent, model_name, datasets.validation, manifest.validation_digest, device, phase3)
+    run = runs.start(model_name, config.to_json(), manifest.to_json())
+    try:
+        model = _starting_point(registry, parent, model_name, device)
+        began = time.perf_counter()
+        result = train(model, list(datasets.training), config, work_dir / f"run-{run.id}", device, progress=progress)
+        weights_dir = work_dir / f"run-{run.id}" / "model"
+        save_model(model, weights_dir)
+        evaluation = evaluate_model(load_trained(weights_dir, device), datasets.validation, phase3=phase3)
+        train_seconds = time.perf_counter() - began
+        runs.succeed(run.id)
+    except BaseException as err:
+        runs.fail(run.id, f"{type(err).__name__}: {err}"[:2000])
+        raise
+    after = _recordable({**evaluation.metrics(), "validation_digest": manifest.validation_digest})
+    version = registry.register(
+        model_name,
+        model.config.to_dict(),
+        weights_dir,
+        parent=parent,
+        training_run_id=run.id,
+        metrics=after,
+        note=f"retrained on {manifest.counts()} (run {run.id})",
+    )
+    decision = decide_for_version(registry, version, runs=runs, margin=margin)
+    version = apply_promotion(registry, version, decision)
+    outcome = RetrainOutcome(
+        model_name, version, parent, run.id, decision, before, after, train_seconds, result.clips_per_second
+    )
+    log.info(outcome.summary())
+    return outcome
+
+
+def load_version(registry: ModelRegistry, version: ModelVersion | None, model_name: str, device: DeviceChoice) -> LoadedModel:
+    """The inference model of a registered version, or of the model's starting point when there is none."""
+    if version is not None and version.has_weights:
+        return build_model(registry.weights_dir(version), task="video", device=device)
+    return build_model(model_name, task="video", device=device)
+
+
+def _starting_point(registry: ModelRegistry, parent: ModelVersion | None, model_name: str, device: DeviceChoice) -> Sam2VideoModel:
+    """Weights to fine-tune: the champion's, else the bundled or hub checkpoint, else (compact only) scratch."""
+    if parent is not None and parent.has_weights:
+        return load_version(registry, parent, model_name, device).module
+    if model_name == COMPACT and not (BUNDLED_DIR / "model.safetensors").exists():
+        torch.manual_seed(0)
+        return Sam2VideoModel(sam2_compact_config())
+    return build_model(model_name, task="video", device=device).module
+
+
+def _parent_metrics(
+    registry: ModelRegistry,
+    parent: ModelVersion | None,
+    model_name: str,
+    validation: Any,
+    digest: str,
+    device: DeviceChoice,
+    phase3: Any,
+) -> dict[str, Any]:
+    """The champion's scores on this validation set, measured now if not recorded for it yet.
+
+    Recorded with the set's digest, so the gate compares like with like.
+    """
+    if parent is not None and parent.metrics.get("validation_digest") == digest:
+        return dict(parent.metrics)
+    evaluation: ModelEvaluation = evaluate_model(load_version(registry, parent, model_name, device), validation, phase3=phase3)
+    metrics = _recordable({**evaluation.metrics(), "validation_digest": digest})
+    if parent is not None:
+        registry.record_metrics(parent.id, metrics)
+    return metrics
+
+
+def _recordable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """NaN is not JSON: a score that could not be computed is recorded as missing (None)."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
