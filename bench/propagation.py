@@ -4,6 +4,9 @@
    Target: 20+ FPS with one object.
 2. The real SAM 2.1 Hiera-T configuration with random weights on CPU, 1 object over fewer
    frames: the baseline the compact model is measured against in the same run.
+3. With ``--edgetam`` (off by default): the published EdgeTAM configuration (RepViT-M1 and a
+   2D spatial perceiver, 1024 px) with random weights, 1 object over ``--edgetam-frames``
+   frames, as one more row against the same baseline.
 
 Each case runs ``--repeats`` times on a fresh session; the table gives the best run (the
 machine's speed when nothing else competes for the cores), the median run, and the FPS at the
@@ -12,6 +15,7 @@ processes on the machine skew all three; the CPU time per frame (all threads of 
 process) is less sensitive to them.
 
     python bench/propagation.py [--frames 48] [--tiny-frames 8] [--threads 2] [--repeats 3] [--device cpu]
+        [--edgetam [--edgetam-frames 8]]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import median  # noqa: E402
 from engine.frame_source import ArrayFrames  # noqa: E402
 from engine.model_loading import LoadedModel, build_model, choose_device  # noqa: E402
-from engine.segmenter_config import COMPACT  # noqa: E402
+from engine.segmenter_config import COMPACT, EDGETAM  # noqa: E402
 from engine.video_session import VideoSession  # noqa: E402
 
 TARGET_FPS = 20.0
@@ -110,6 +114,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda runs bf16 autocast)")
     parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--edgetam", action="store_true", help="also time EdgeTAM's published configuration")
+    parser.add_argument("--edgetam-frames", type=int, default=8)
     args = parser.parse_args()
 
     device = choose_device(args.device, torch_threads=args.threads)
@@ -121,6 +127,9 @@ def main() -> None:
         tiny = build_model(TINY, random_weights=True, device=device)
         cases.append(run_case(tiny, video[: args.tiny_frames], 1, max(1, args.repeats - 1)))
     baseline = cases[-1].best if not args.skip_tiny else None
+    if args.edgetam:
+        edgetam = build_model(EDGETAM, random_weights=True, device=device)
+        cases.append(run_case(edgetam, video[: args.edgetam_frames], 1, max(1, args.repeats - 1)))
 
     print(
         f"\n{'model':30} {'objects':>7} {'frames':>6} {'FPS best run':>12} {'FPS median run':>14} "

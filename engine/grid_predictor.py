@@ -34,7 +34,7 @@ class GridPredictor:
     """Single-click prompts in batches on one embedded image (SAM 2 image models only)."""
 
     def __init__(self, model: LoadedModel) -> None:
-        if model.family is not ModelFamily.SAM2 or model.task != "image":
+        if not model.family.sam2_interface or model.task != "image":
             raise IncompatibleModelError(
                 f"{model.name} ({model.family}, {model.task}) cannot generate masks from point grids; "
                 "use a SAM 2 image model (engine.model_loading.image_model_from(video_model))"

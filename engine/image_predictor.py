@@ -5,8 +5,9 @@ after that only runs the prompt encoder and mask decoder (:meth:`ImagePredictor.
 an annotator's corrections come back at interactive speed. As in SAM, a prediction returns
 low-resolution logits that can be fed back with the next clicks to refine the same mask.
 
-Backed by transformers' ``Sam2Model`` (the image path of SAM 2) or ``SamModel`` (SAM 1),
-whichever :func:`engine.model_loading.build_model` loaded.
+Backed by transformers' ``Sam2Model`` (the image path of SAM 2), ``EdgeTamModel`` (EdgeTAM's,
+which takes SAM 2's inputs) or ``SamModel`` (SAM 1), whichever
+:func:`engine.model_loading.build_model` loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import torch
 from engine.errors import BadPromptError, IncompatibleModelError, PredictorStateError
 from engine.model_loading import LoadedModel
 from engine.prompts import check_box, check_frame_image, check_points
-from engine.segmenter_config import ModelFamily
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ImagePrediction:
 class _Embedding:
     """A frame's image-encoder output, kept for every click on that frame."""
 
-    features: tuple[torch.Tensor, ...]  # SAM 2: three FPN levels; SAM 1: one map
+    features: tuple[torch.Tensor, ...]  # SAM 2 and EdgeTAM: three FPN levels; SAM 1: one map
     height: int
     width: int
     resized: tuple[int, int]  # the frame's size inside the model's square input (SAM 1 pads)
@@ -126,7 +126,7 @@ class ImagePredictor:
     def _embed(self, image: np.ndarray) -> _Embedding:
         height, width = image.shape[:2]
         module, device = self._model.module, self._model.device.device
-        if self._model.family is ModelFamily.SAM2:
+        if self._model.family.sam2_interface:
             pixels = self._model.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
             features = module.get_image_embeddings(pixels.to(device))
             side = self._model.image_size
@@ -157,7 +157,7 @@ class ImagePredictor:
             scaled_box = box * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
             boxes_t = torch.from_numpy(scaled_box).to(device).view(1, 1, 4)
         masks_t = None if mask_logits is None else mask_logits.to(device).view(1, 1, *mask_logits.shape[-2:])
-        sam2 = self._model.family is ModelFamily.SAM2
+        sam2 = self._model.family.sam2_interface
         out = self._model.module(
             image_embeddings=list(embedding.features) if sam2 else embedding.features[0],
             input_points=points_t,
@@ -171,8 +171,8 @@ class ImagePredictor:
     def _coordinate_scale(self, embedding: _Embedding) -> tuple[float, float]:
         """Frame pixels to model-input pixels.
 
-        SAM 2 squashes the frame into its square input, so x and y scale apart; SAM 1 resizes
-        the longest side and pads, so both scale alike (``resized`` holds the unpadded size).
+        SAM 2 and EdgeTAM squash the frame into their square input, so x and y scale apart; SAM 1
+        resizes the longest side and pads, so both scale alike (``resized`` holds the unpadded size).
         """
         resized_h, resized_w = embedding.resized
         return resized_w / embedding.width, resized_h / embedding.height
@@ -182,7 +182,7 @@ class ImagePredictor:
         image_processor = self._model.processor.image_processor
         original = [[embedding.height, embedding.width]]
         logits = [low_res[None].float()]
-        if self._model.family is ModelFamily.SAM2:
+        if self._model.family.sam2_interface:
             return image_processor.post_process_masks(logits, original)[0][0]
         return image_processor.post_process_masks(logits, original, [list(embedding.resized)])[0][0]
 

@@ -6,13 +6,18 @@ A model is asked for by name or path and always loaded offline:
   randomly initialised until the project's own training ships a checkpoint (which is then
   loaded by path, usually through the model registry);
 - a local directory written by ``save_pretrained`` (ours or anybody's);
-- a Hugging Face hub name (``facebook/sam2.1-hiera-tiny``, ``facebook/sam-vit-base``, ...),
-  read from the local Hugging Face cache with ``local_files_only=True``;
+- a Hugging Face hub name (``facebook/sam2.1-hiera-tiny``, ``facebook/sam-vit-base``,
+  ``yonigozlan/EdgeTAM-hf``, ...), read from the local Hugging Face cache with
+  ``local_files_only=True``;
 - a known hub name with ``random_weights=True``: the published configuration with random
   weights, for benchmarks on machines that cannot download checkpoints.
 
 What comes back is a :class:`LoadedModel`: the transformers module in eval mode on the chosen
 device, with the processor that matches it. Callers never assemble models by hand.
+
+Three families (:class:`engine.segmenter_config.ModelFamily`): SAM 2 and EdgeTAM (same
+interface, same processors; EdgeTAM's RepViT encoder comes from ``timm``) for images and video,
+SAM 1 for images only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from huggingface_hub import constants as hf_constants
@@ -30,6 +35,9 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from transformers import (
     AutoConfig,
+    EdgeTamConfig,
+    EdgeTamModel,
+    EdgeTamVideoModel,
     PreTrainedConfig,
     PreTrainedModel,
     ProcessorMixin,
@@ -52,12 +60,48 @@ from engine.errors import (
     IncompatibleModelError,
     ModelNotFoundError,
 )
-from engine.segmenter_config import COMPACT, KNOWN_MODELS, ModelFamily, family_of, input_size
+from engine.bundled import bundled_checkpoint
+from engine.segmenter_config import COMPACT, EDGETAM, KNOWN_MODELS, ModelFamily, family_of, input_size
 from engine.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 Task = Literal["image", "video"]
+# model_type of an image-only checkpoint -> (its class, the video class needed, that model_type)
+IMAGE_ONLY_TYPES = {
+    "sam2": ("Sam2Model", "Sam2VideoModel", "sam2_video"),
+    "edgetam": ("EdgeTamModel", "EdgeTamVideoModel", "edgetam_video"),
+}
+
+
+class MaskPromptFixedEdgeTamVideoModel(EdgeTamVideoModel):
+    """transformers' ``EdgeTamVideoModel`` with mask prompts' object scores shaped as SAM 2's.
+
+    In transformers 5.24, EdgeTAM's ``_use_mask_as_output`` (a mask prompt taken as the
+    frame's output) returns object score logits of shape ``(objects, 1)`` where every other
+    path, and SAM 2's copy of the method, gives ``(objects, 1, 1)``; ``forward`` then fails in
+    ``torch.cat`` on any frame where a mask-prompted object meets a click-prompted or tracked
+    one. Same weights and config: checkpoints load into it unchanged.
+    """
+
+    def _use_mask_as_output(self, *args: Any, **kwargs: Any) -> Any:
+        out = super()._use_mask_as_output(*args, **kwargs)
+        if out.object_score_logits is not None and out.object_score_logits.dim() == 2:
+            out.object_score_logits = out.object_score_logits.unsqueeze(-1)
+        return out
+
+
+# The transformers classes of each family with memory: the video model, and the image model and
+# config that hold a strict subset of its weights.
+VIDEO_CLASSES: dict[ModelFamily, type[PreTrainedModel]] = {
+    ModelFamily.SAM2: Sam2VideoModel,
+    ModelFamily.EDGETAM: MaskPromptFixedEdgeTamVideoModel,
+}
+IMAGE_CLASSES: dict[ModelFamily, tuple[type[PreTrainedConfig], type[PreTrainedModel]]] = {
+    ModelFamily.SAM2: (Sam2Config, Sam2Model),
+    ModelFamily.EDGETAM: (EdgeTamConfig, EdgeTamModel),
+}
+
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -105,7 +149,8 @@ class LoadedModel:
     name: str  # as asked for: a model name, hub name or path
     family: ModelFamily
     task: Task
-    module: PreTrainedModel  # Sam2VideoModel (video), Sam2Model or SamModel (image); eval mode
+    # Sam2VideoModel / EdgeTamVideoModel (video), Sam2Model / EdgeTamModel / SamModel (image); eval mode
+    module: PreTrainedModel
     processor: ProcessorMixin
     image_size: int  # side of the square the image encoder sees
     device: DeviceChoice
@@ -140,7 +185,12 @@ def build_model(
         device = choose_device(torch_threads=settings.torch_threads)
     name = str(name_or_path)
     with _quiet_transformers():
-        if name == COMPACT or random_weights:
+        bundled = bundled_checkpoint(COMPACT) if name == COMPACT and not random_weights else None
+        if bundled is not None:
+            # The shipped bootstrap model (engine/weights): the embedded default, trained.
+            module, family = _load_checkpoint(bundled, task)
+            origin, pretrained = f"bundled bootstrap checkpoint ({bundled})", True
+        elif name == COMPACT or random_weights:
             module, family, origin = _random_model(name, task, seed)
             pretrained = False
             log.warning(RANDOM_INIT_WARNING.format(name=name))
@@ -164,14 +214,14 @@ def build_model(
 
 
 def image_model_from(video: LoadedModel) -> LoadedModel:
-    """The SAM 2 image model (``Sam2Model``) carrying a loaded video model's weights.
+    """The image model (``Sam2Model``, ``EdgeTamModel``) carrying a loaded video model's weights.
 
     For phases that click on one frame and then track: both then use one model version.
     """
-    if video.family is not ModelFamily.SAM2 or video.task != "video":
-        raise IncompatibleModelError(f"{video.name}: image_model_from needs a SAM 2 video model")
+    if not video.family.sam2_interface or video.task != "video":
+        raise IncompatibleModelError(f"{video.name}: image_model_from needs a SAM 2 or EdgeTAM video model")
     with _quiet_transformers():
-        image = _sam2_image_from_video(video.module)
+        image = _image_from_video(video.module, video.family)
     image = image.to(video.device.device).eval()
     return LoadedModel(
         name=video.name,
@@ -208,22 +258,34 @@ def _random_model(name: str, task: Task, seed: int) -> tuple[PreTrainedModel, Mo
         if known.family is ModelFamily.SAM:
             module: PreTrainedModel = SamModel(known.build_config())
         else:
-            module = Sam2VideoModel(known.build_config())
+            module = _construct(known.name, VIDEO_CLASSES[known.family], known.build_config())
             if task == "image":
-                module = _sam2_image_from_video(module)
+                module = _image_from_video(module, known.family)
     return module, known.family, "random initialisation"
 
 
-def _sam2_image_from_video(video: PreTrainedModel) -> Sam2Model:
-    """A ``Sam2Model`` with the image-path weights of a ``Sam2VideoModel`` (a strict subset)."""
+def _construct(name: str, model_class: type[PreTrainedModel], config: PreTrainedConfig) -> PreTrainedModel:
+    """``model_class(config)``, saying what to install when EdgeTAM's image encoder needs timm."""
+    try:
+        return model_class(config)
+    except ImportError as exc:  # transformers' requires_backends: timm (RepViT) is not installed
+        raise IncompatibleModelError(
+            f"{name}: {model_class.__name__} cannot be built here ({exc}); EdgeTAM's RepViT image "
+            "encoder comes from the timm package: `pip install timm` (a dependency of dataengine)"
+        ) from exc
+
+
+def _image_from_video(video: PreTrainedModel, family: ModelFamily) -> PreTrainedModel:
+    """The family's image model with the image-path weights of its video model (a strict subset)."""
+    config_class, model_class = IMAGE_CLASSES[family]
     vc = video.config
-    config = Sam2Config(
+    config = config_class(
         vision_config=vc.vision_config.to_dict(),
         prompt_encoder_config=_without_model_type(vc.prompt_encoder_config.to_dict()),
         mask_decoder_config=_without_model_type(vc.mask_decoder_config.to_dict()),
         initializer_range=vc.initializer_range,
     )
-    image = Sam2Model(config)
+    image = model_class(config)
     missing, _ = image.load_state_dict(video.state_dict(), strict=False)
     if missing:
         raise IncompatibleModelError(f"video model lacks image weights {missing[:5]}")
@@ -285,13 +347,15 @@ def _load_checkpoint(directory: Path, task: Task) -> tuple[PreTrainedModel, Mode
     family = family_of(config)
     if family is None:
         raise IncompatibleModelError(
-            f"{directory}: model_type {getattr(config, 'model_type', None)!r} is not a SAM or SAM 2 model"
+            f"{directory}: model_type {getattr(config, 'model_type', None)!r} is not a SAM, SAM 2 "
+            "or EdgeTAM model"
         )
     _check_task(str(directory), family, task)
-    if task == "video" and config.model_type == "sam2":
+    if task == "video" and config.model_type in IMAGE_ONLY_TYPES:
+        image_class, video_class, video_type = IMAGE_ONLY_TYPES[config.model_type]
         raise IncompatibleModelError(
-            f"{directory}: an image-only SAM 2 checkpoint (Sam2Model, no memory weights); "
-            "video tracking needs a Sam2VideoModel checkpoint (model_type sam2_video)"
+            f"{directory}: an image-only checkpoint ({image_class}, no memory weights); "
+            f"video tracking needs a {video_class} checkpoint (model_type {video_type})"
         )
     if not any((directory / f).is_file() for f in WEIGHT_FILES):
         raise CorruptCheckpointError(
@@ -301,9 +365,14 @@ def _load_checkpoint(directory: Path, task: Task) -> tuple[PreTrainedModel, Mode
     if family is ModelFamily.SAM:
         model_class: type[PreTrainedModel] = SamModel
     else:
-        model_class = Sam2VideoModel if task == "video" else Sam2Model
+        model_class = VIDEO_CLASSES[family] if task == "video" else IMAGE_CLASSES[family][1]
     try:
         module, info = model_class.from_pretrained(directory, local_files_only=True, output_loading_info=True)
+    except ImportError as exc:  # a backend the model's config needs (timm for EdgeTAM) is missing
+        raise IncompatibleModelError(
+            f"{directory}: {model_class.__name__} cannot be built here ({exc}); "
+            "EdgeTAM's RepViT image encoder comes from the timm package: `pip install timm`"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and json each raise their own types
         raise CorruptCheckpointError(
             f"{directory}: the weights cannot be read ({type(exc).__name__}: {exc}); "
@@ -337,8 +406,8 @@ def _check_loading_info(directory: Path, info: dict[str, object]) -> None:
 def _check_task(name: str, family: ModelFamily, task: Task) -> None:
     if family is ModelFamily.SAM and task == "video":
         raise IncompatibleModelError(
-            f"{name} is a SAM 1 image model; video sessions need a SAM 2 model "
-            f"(e.g. {COMPACT} or facebook/sam2.1-hiera-tiny)"
+            f"{name} is a SAM 1 image model; video sessions need a SAM 2 or EdgeTAM model "
+            f"(e.g. {COMPACT}, facebook/sam2.1-hiera-tiny or {EDGETAM})"
         )
 
 
@@ -350,7 +419,8 @@ def _processor_for(family: ModelFamily, task: Task, size: int) -> ProcessorMixin
 
     Built rather than loaded so a checkpoint needs only config.json and weights (our own
     checkpoints carry no processor files); the normalisation is SAM's ImageNet mean and std,
-    as in every published checkpoint. For compact models every size must be set to the input
+    as in every published checkpoint; EdgeTAM's too (its published ``processor_config.json``
+    names ``Sam2VideoProcessor``). For compact models every size must be set to the input
     size: the processors default to 1024.
     """
     if family is ModelFamily.SAM:

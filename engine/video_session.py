@@ -10,8 +10,10 @@ re-propagating keeps it (and every earlier correction) instead of overwriting it
 ``mask_only`` sessions accept mask prompts only: Phase 2's "SAM 2 Mask", which propagates
 the masks Phase 1 annotators drew.
 
-Built on transformers' ``Sam2VideoModel`` and ``Sam2VideoInferenceSession``; the few places
-where this module reaches into the session's state are marked and explained.
+Built on transformers' ``Sam2VideoModel`` and ``Sam2VideoInferenceSession``, or EdgeTAM's
+``EdgeTamVideoModel`` and ``EdgeTamVideoInferenceSession`` (the same session, field for field,
+and the same processor); the few places where this module reaches into the session's state
+are marked and explained.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import Sam2VideoInferenceSession
+from transformers import EdgeTamVideoInferenceSession, Sam2VideoInferenceSession
 
 from engine.errors import (
     BadPromptError,
@@ -38,6 +40,8 @@ from engine.prompts import check_box, check_frame_index, check_points
 from engine.segmenter_config import ModelFamily
 
 Direction = Literal["forward", "backward", "both"]
+# transformers' two session classes: the same fields and methods, one per model family.
+InferenceSession = Sam2VideoInferenceSession | EdgeTamVideoInferenceSession
 STABILITY_OFFSET = 1.0  # logit margin of SAM's stability score (masks at -1 and +1 agree)
 
 
@@ -79,12 +83,13 @@ class FrameResult:
         return tuple(obj.object_id for obj in self.objects)
 
 
-class _LazyInferenceSession(Sam2VideoInferenceSession):
-    """A transformers inference session that reads frames from a FrameSource when needed.
+class _LazyFrames:
+    """Makes a transformers inference session read frames from a FrameSource when needed.
 
     The stock session keeps every preprocessed frame in memory (12 MB a frame at 1024 px);
     here only the image encoder's cache (one frame) stays, and the model asks for pixels
-    through ``get_frame`` exactly when that cache misses.
+    through ``get_frame`` exactly when that cache misses. Mixed into each family's session
+    class below, whose constructor it calls.
     """
 
     def __init__(self, source: FrameSource, pixels: Any, **kwargs: Any) -> None:
@@ -101,21 +106,35 @@ class _LazyInferenceSession(Sam2VideoInferenceSession):
         return self._pixels(self._source.load(frame_idx)).to(self.inference_device, dtype=self.dtype)
 
 
+class _LazySam2Session(_LazyFrames, Sam2VideoInferenceSession):
+    """SAM 2's inference session, reading frames lazily."""
+
+
+class _LazyEdgeTamSession(_LazyFrames, EdgeTamVideoInferenceSession):
+    """EdgeTAM's inference session (a copy of SAM 2's in transformers 5.24), reading frames lazily."""
+
+
+_LAZY_SESSIONS: dict[ModelFamily, type[InferenceSession]] = {
+    ModelFamily.SAM2: _LazySam2Session,
+    ModelFamily.EDGETAM: _LazyEdgeTamSession,
+}
+
+
 class VideoSession:
-    """Interactive multi-object tracking in one video with SAM 2 memory."""
+    """Interactive multi-object tracking in one video with SAM 2 (or EdgeTAM) memory."""
 
     def __init__(self, model: LoadedModel, frames: FrameSource, *, mask_only: bool = False) -> None:
-        if model.family is not ModelFamily.SAM2 or model.task != "video":
+        if model.family not in _LAZY_SESSIONS or model.task != "video":
             raise IncompatibleModelError(
                 f"{model.name} ({model.family}, {model.task}) cannot track video; "
-                "build a SAM 2 model with task='video'"
+                "build a SAM 2 or EdgeTAM model with task='video'"
             )
         self._model = model
         self._frames = frames
         # mask_only: Phase 2 (SAM 2 Mask) must propagate annotators' masks, never clicks.
         self._mask_only = mask_only
         self._height, self._width = frames.size
-        self._session = _LazyInferenceSession(
+        self._session = _LAZY_SESSIONS[model.family](
             frames,
             self._pixels,
             inference_device=model.device.device,
@@ -349,7 +368,7 @@ class _FrameState:
     tracked: Any
 
     @classmethod
-    def save(cls, session: Sam2VideoInferenceSession, obj_idx: int, frame: int) -> _FrameState:
+    def save(cls, session: InferenceSession, obj_idx: int, frame: int) -> _FrameState:
         outputs = session.output_dict_per_obj[obj_idx]
         tracked = session.frames_tracked_per_obj[obj_idx].get(frame)
         state = cls(
@@ -374,7 +393,7 @@ class _FrameState:
         """The direction the frame was tracked in: a correction is decoded the same way."""
         return bool(self.tracked is not None and self.tracked.get("reverse", False))
 
-    def restore(self, session: Sam2VideoInferenceSession) -> None:
+    def restore(self, session: InferenceSession) -> None:
         for per_frame, value in (
             (session.point_inputs_per_obj[self.obj_idx], self.points),
             (session.mask_inputs_per_obj[self.obj_idx], self.mask),
@@ -400,7 +419,7 @@ def _check_object_id(object_id: object) -> int:
     return int(object_id)
 
 
-def _drop_object(session: Sam2VideoInferenceSession, object_id: int) -> None:
+def _drop_object(session: InferenceSession, object_id: int) -> None:
     """Remove one object from a transformers session and renumber the rest.
 
     transformers 5.24 has no object removal: objects are dense indices into per-object dicts,
