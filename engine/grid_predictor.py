@@ -19,7 +19,6 @@ import torch
 from engine.errors import IncompatibleModelError, PredictorStateError
 from engine.model_loading import LoadedModel
 from engine.prompts import check_frame_image, check_points
-from engine.segmenter_config import ModelFamily
 
 
 @dataclass(frozen=True)

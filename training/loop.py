@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from training.checkpoints import TrainingState, load_checkpoint, save_checkpoint
 from training.clips import Clip, ClipSpec, sample_clip
 from training.losses import LossWeights, clip_loss
 from training.model import Sam2Trainer
-from training.prompts import PromptSpec, plan_prompts
+from training.prompts import ClipPrompts, PromptSpec, plan_prompts
 from training.videos import TrainingVideo
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,9 @@ class TrainConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     clips: ClipSpec = field(default_factory=ClipSpec)
+    # Share of steps trained on a single frame, as SAM 2 trains on SA-1B images as one-frame
+    # videos beside its video data: cheap steps that teach segmentation from prompts.
+    image_step_p: float = 0.0
     prompts: PromptSpec = field(default_factory=PromptSpec)
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -61,6 +63,8 @@ class TrainConfig:
             problems.append(f"steps must be at least 1, got {self.steps}")
         if not self.lr > 0:
             problems.append(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.image_step_p <= 1.0:
+            problems.append(f"image_step_p must be a probability, got {self.image_step_p}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             problems.append("checkpoint_every and log_every must be at least 1")
         if problems:
@@ -107,6 +111,7 @@ def train(
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     history: list[dict[str, float]] = []
+    window: list[dict[str, float]] = []  # losses of the steps since the last log point
     start = 0
     state = load_checkpoint(run_dir)
     if state is not None:
@@ -118,13 +123,12 @@ def train(
         model.load_state_dict(state.model)
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
-        history, start = list(state.history), state.step
+        history, window, start = list(state.history), list(state.pending), state.step
         log.info("resuming %s at step %d of %d", run_dir, start, config.steps)
-    step_module: torch.nn.Module = trainer
+    step_module: torch.nn.Module = _ClipLoss(trainer, config.losses)
     if world > 1:
-        step_module = DistributedDataParallel(trainer, find_unused_parameters=True)
+        step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
     began = time.perf_counter()
-    window: list[dict[str, float]] = []
     for step in range(start, config.steps):
         clip = _clip_for_step(videos, config, rank, step, model.image_size)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, rank, step))
@@ -132,8 +136,7 @@ def train(
         prompts = plan_prompts(clip.frame_count, config.prompts, generator)
         pixels, masks = clip.pixels.to(device.device), clip.masks.to(device.device)
         with device.autocast():
-            predictions = step_module(pixels, masks, prompts, generator)
-            loss, parts = clip_loss(predictions, masks, config.losses)
+            loss, parts = step_module(pixels, masks, prompts, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
@@ -148,7 +151,7 @@ def train(
             if progress is not None and rank == 0:
                 progress(done, config.steps, entry)
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _checkpoint(run_dir, done, model, optimizer, scheduler, config, history, rank, world)
+            _checkpoint(run_dir, done, model, optimizer, scheduler, config, history, window, rank, world)
     seconds = time.perf_counter() - began
     ran = config.steps - start
     return TrainResult(
@@ -160,11 +163,35 @@ def train(
     )
 
 
+class _ClipLoss(torch.nn.Module):
+    """The training model and its loss as one module, so that the loss is what forward returns.
+
+    DistributedDataParallel (with ``find_unused_parameters``) waits for a gradient from every
+    parameter reachable from forward's output. The predictions hold tensors that no loss term
+    reads (the object pointer of a clip's last frame, or of a one-frame clip), so wrapping the
+    trainer alone would leave parameters that never report and fail the next step; the loss
+    reaches exactly the parameters that get gradients.
+    """
+
+    def __init__(self, trainer: Sam2Trainer, weights: LossWeights) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.weights = weights
+
+    def forward(
+        self, pixels: torch.Tensor, masks: torch.Tensor, prompts: ClipPrompts, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        return clip_loss(self.trainer(pixels, masks, prompts, generator), masks, self.weights)
+
+
 def _clip_for_step(videos: Sequence[TrainingVideo], config: TrainConfig, rank: int, step: int, size: int) -> Clip:
     rng = np.random.default_rng([config.seed, rank, step])
+    spec = config.clips
+    if config.image_step_p and rng.random() < config.image_step_p:
+        spec = dataclasses.replace(spec, frames=1)
     for _ in range(CLIP_ATTEMPTS):
         video = videos[int(rng.integers(len(videos)))]
-        clip = sample_clip(video, rng, size, config.clips)
+        clip = sample_clip(video, rng, size, spec)
         if clip is not None:
             return clip
     raise NoTrainingDataError(
@@ -194,7 +221,7 @@ def _mean(window: list[dict[str, float]]) -> dict[str, float]:
     return {key: sum(entry[key] for entry in window) / len(window) for key in window[0]} if window else {}
 
 
-def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, rank, world) -> None:
+def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, window, rank, world) -> None:
     if rank == 0:
         save_checkpoint(
             run_dir,
@@ -205,6 +232,7 @@ def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, ran
                 scheduler=scheduler.state_dict(),
                 config=config.to_json(),
                 history=history,
+                pending=window,
             ),
         )
     if world > 1:

@@ -35,8 +35,8 @@ class PromptSpec:
 
     mask_p: float = 0.5
     click_p: float = 0.25  # the rest of the probability goes to boxes
-    box_noise: float = 0.1  # standard deviation, relative to the box side
-    box_noise_max_px: float = 20.0
+    box_noise: float = 0.1  # largest shift of a box side, relative to the box's width or height
+    box_noise_max_px: float = 20.0  # ... and in pixels, whichever is smaller
     max_cond_frames: int = 2
     correction_frames: int = 2
     corrections_per_frame: int = 7
@@ -55,9 +55,15 @@ class ClipPrompts:
 def plan_prompts(frame_count: int, spec: PromptSpec, generator: torch.Generator) -> ClipPrompts:
     """Draw the prompt type, the conditioning frames and the frames to correct for one clip."""
     draw = float(torch.rand((), generator=generator))
+    if frame_count == 1:
+        # A single frame (an image step) prompted by its own mask has nothing to predict:
+        # it gets a click or a box, in their usual proportion.
+        draw = spec.mask_p + draw * (1 - spec.mask_p)
     kind = PromptKind.MASK if draw < spec.mask_p else PromptKind.CLICK if draw < spec.mask_p + spec.click_p else PromptKind.BOX
     cond_count = int(torch.randint(1, max(1, spec.max_cond_frames) + 1, (), generator=generator))
-    cond_count = min(cond_count, frame_count)
+    # A clip of two frames or more keeps at least one frame to track: the memory path is then
+    # trained on every clip, and frames that are all mask-prompted would leave no loss at all.
+    cond_count = max(1, min(cond_count, frame_count - 1))
     others = (torch.randperm(frame_count - 1, generator=generator) + 1).tolist()
     cond_frames = (0, *sorted(others[: cond_count - 1]))
     # Corrections go to prompted frames first (a click prompt is refined where it was given), then
@@ -101,9 +107,11 @@ def noisy_boxes(
             box = torch.tensor([0.0, 0.0, size - 1.0, size - 1.0])
         else:
             box = torch.tensor([xs.min(), ys.min(), xs.max(), ys.max()], dtype=torch.float32)
-        side = torch.tensor([box[2] - box[0], box[3] - box[1], box[2] - box[0], box[3] - box[1]])
-        noise = torch.randn(4, generator=generator) * spec.box_noise * side
-        noise = noise.clamp(-spec.box_noise_max_px, spec.box_noise_max_px)
+        width, height = float(box[2] - box[0]), float(box[3] - box[1])
+        # SAM 2's sample_box_points: each side moves uniformly within +-min(10% of the box's
+        # width or height, 20 px); the box then stays inside the image.
+        bound = torch.tensor([min(spec.box_noise * s, spec.box_noise_max_px) for s in (width, height, width, height)])
+        noise = (2 * torch.rand(4, generator=generator) - 1) * bound
         box = (box + noise).clamp(0, size - 1)
         x0, x1 = sorted((float(box[0]), float(box[2])))
         y0, y1 = sorted((float(box[1]), float(box[3])))
