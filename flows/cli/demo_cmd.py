@@ -1,9 +1,12 @@
 """``dataengine demo``: the main job on the embedded default.
 
-Until the engine cycle lands, the demo makes seeded synthetic videos with ground truth,
-ingests them into the embedded catalog (SQLite) and local object store, prints a catalog
-summary, and exports the ground truth as SA-V JSON and the catalog as Parquet. Running it
-again adds nothing: ingestion is idempotent by content.
+Seeded synthetic videos with ground truth are written, then :func:`flows.engine_cycle.
+engine_cycle` runs the SAM 2 data engine on them with simulated annotators and verifiers:
+Phase 1 (and the validation set) -> retrain -> Phase 2 -> retrain -> Phase 3 with auto
+masklets and refinement -> retrain -> export -> report, on the embedded catalog (SQLite), local
+objects, Prefect's ephemeral server and the bundled ``sam2-compact`` bootstrap model. It ends
+with the paper's Table 1 beside ours and the targets checked. Interrupted, it resumes when run
+again (the same ``--out``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,7 @@ from pathlib import Path
 
 import typer
 
-from engine.ingest import IngestStatus
-from engine.synthetic import synthesize
-from flows.cli.context import open_context, reports_errors
-from storage import videos as video_queries
-from storage.exports import export_parquet, export_sav
-from storage.ingest_sources import ingest_sources
+from flows.cli.context import reports_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -26,24 +24,46 @@ def register(app: typer.Typer) -> None:
 
 @reports_errors
 def demo(
-    videos: int = typer.Option(3, min=1, help="synthetic videos to make"),
-    seed: int = typer.Option(0, min=0, help="seed of the synthetic videos"),
-    out: Path = typer.Option(Path(".dataengine/demo"), help="folder for videos and exports"),
+    videos: int = typer.Option(8, min=5, help="synthetic videos (validation + three phases)"),
+    validation_videos: int = typer.Option(2, min=1, help="of which held out for validation (annotated in Phase 1)"),
+    frames: int = typer.Option(48, min=12, help="source frames per video (sampled at 6 of 24 FPS)"),
+    objects: int = typer.Option(2, min=1, help="objects per video"),
+    model: str = typer.Option("sam2-compact", help="model in the loop (a registry name or hub name), or 'simulated'"),
+    workers: int = typer.Option(2, min=1, help="parallel simulated annotators"),
+    retrain_steps: int = typer.Option(40, min=1, help="training steps per retraining round"),
+    auto: bool = typer.Option(True, "--auto/--no-auto", help="auto masklets on the Phase 3 videos"),
+    seed: int = typer.Option(0, min=0, help="seed of the videos and the simulated people"),
+    out: Path = typer.Option(Path(".dataengine/demo"), help="folder for videos, state, exports and the report"),
 ) -> None:
-    """Synthesize videos, ingest them, summarise the catalog, export SA-V JSON and Parquet."""
-    paths = synthesize(out / "videos", videos=videos, seed=seed)
-    typer.echo(f"synthesized {len(paths)} videos with ground truth in {out / 'videos'}")
-    with open_context() as ctx:
-        results = ingest_sources([str(p) for p in paths], catalog=ctx.catalog, store=ctx.store, settings=ctx.settings)
-        for r in results:
-            typer.echo(f"  {r.status.value:<16} {r.video_id or r.source}  {r.frames} frames  {r.error or ''}")
-        if any(r.status is IngestStatus.FAILED for r in results):
-            raise typer.Exit(1)
-        with ctx.catalog.read() as session:
-            summary = video_queries.catalog_summary(session)
-        typer.echo(f"catalog {ctx.catalog.display_url()}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items()))
-        ids = [r.video_id for r in results if r.video_id]
-        written = export_sav(ctx.catalog, ids, out / "sav", masklets="ground-truth")
-        typer.echo(f"SA-V ground truth: {len(written)} files in {out / 'sav'}")
-        tables = export_parquet(ctx.catalog, out / "parquet")
-        typer.echo(f"Parquet: {', '.join(p.name for p in tables)} in {out / 'parquet'}")
+    """Run the whole data engine on synthetic videos and print the paper-style table."""
+    from engine.synthetic import SyntheticSpec, synthesize
+    from flows.engine_cycle import engine_cycle
+
+    spec = SyntheticSpec(source_frames=frames, objects=objects, parts=0, force_events=frames >= 32)
+    paths = synthesize(out / "videos", videos=videos, seed=seed, spec=spec)
+    typer.echo(f"{len(paths)} synthetic videos with ground truth in {out / 'videos'}")
+    result = engine_cycle(
+        sources=[str(p) for p in paths],
+        validation_videos=validation_videos,
+        model=model,
+        workers=workers,
+        retrain_steps=retrain_steps,
+        with_auto_masklets=auto,
+        out_dir=str(out),
+        seed=seed,
+    )
+    typer.echo("\n" + result.table)
+    typer.echo("")
+    for line in result.targets:
+        typer.echo(line)
+    for r in result.rounds:
+        before, after = r.get("val_jf_before"), r.get("val_jf_after")
+        typer.echo(
+            f"retrain after Phase {r['after_phase']}: {r.get('version') or '-'} validation J&F "
+            f"{_fmt(before)} -> {_fmt(after)} ({'promoted' if r.get('promoted') else 'not promoted'})"
+        )
+    typer.echo(f"\nSA-V export: {result.exports.get('sav_dir')}; dashboard: {out / 'report' / 'dashboard.html'}")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
