@@ -238,3 +238,4 @@ class ModelAliasRow(Base):
 # The queue tables live in their own module; importing it here puts them on Base.metadata for
 # everyone who imports the schema (migrations, the schema-vs-migration test).
 from storage import queue_schema as _queue_schema  # noqa: E402,F401
+from storage import user_schema as _user_schema  # noqa: E402,F401

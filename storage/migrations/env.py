@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import storage.queue_schema  # noqa: F401  (registers the queue tables on Base.metadata)
+import storage.user_schema  # noqa: F401  (registers the web app's user tables on Base.metadata)
 from storage.schema import Base
 
 config = context.config
