@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     boot = sub.add_parser("bootstrap", help="train sam2-compact from scratch on synthetic videos")
-    boot.add_argument("--steps", type=int, default=1800)
+    boot.add_argument("--steps", type=int, default=1100)
     boot.add_argument("--run-dir", type=Path, required=True, help="checkpoints and the trained model go here; resumes")
     boot.add_argument("--train-videos", type=int, default=64)
     boot.add_argument("--val-videos", type=int, default=8)

@@ -48,7 +48,7 @@ class BootstrapSpec:
     video: SyntheticSpec = field(default_factory=SyntheticSpec)
 
 
-def bootstrap_config(steps: int = 1800) -> TrainConfig:
+def bootstrap_config(steps: int = 1100) -> TrainConfig:
     """SAM 2's recipe, adjusted for training a small model from scratch on two CPU cores.
 
     Measured on this machine (single-image overfitting, 60 steps): at SAM 2's fine-tuning

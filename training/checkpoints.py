@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class TrainingState:
     scheduler: dict[str, Any]
     config: dict[str, Any]  # the run's TrainConfig as JSON-able values: must match to resume
     history: list[dict[str, float]]  # logged losses so far
+    # Losses of the steps since the last log point: a resumed run averages them into its next
+    # log entry, as the uninterrupted run would have.
+    pending: list[dict[str, float]] = field(default_factory=list)
 
 
 def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
@@ -46,6 +49,7 @@ def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
             "scheduler": state.scheduler,
             "config": state.config,
             "history": state.history,
+            "pending": state.pending,
         },
         buffer,
     )
@@ -73,6 +77,7 @@ def load_checkpoint(run_dir: Path) -> TrainingState | None:
             scheduler=data["scheduler"],
             config=data["config"],
             history=list(data["history"]),
+            pending=list(data.get("pending", [])),
         )
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise CorruptCheckpointError(

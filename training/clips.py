@@ -9,11 +9,13 @@ the video processor does at inference, so training and inference see the same pi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import Sam2VideoVideoProcessor
 
 from engine.errors import BadMaskError
 from engine.masks import area, decode
@@ -72,8 +74,26 @@ def sample_clip(video: TrainingVideo, rng: np.random.Generator, size: int, spec:
         visible = [m for m in video.masklets if area(m.masks[indices[0]]) > 0]
         if visible:
             chosen = [visible[i] for i in sorted(rng.choice(len(visible), min(spec.max_objects, len(visible)), replace=False))]
-            return make_clip(video, indices, [m.object_id for m in chosen], size, rng if spec.augment else None, spec)
+            clip = make_clip(video, indices, [m.object_id for m in chosen], size, rng if spec.augment else None, spec)
+            clip = _visible_on_first_frame(clip)
+            if clip is not None:
+                return clip
     return None
+
+
+def _visible_on_first_frame(clip: Clip) -> Clip | None:
+    """The clip without the objects its crop or resizing left off its first frame; None if none is left.
+
+    Every object of a clip is prompted on its first frame; one that is not there (cropped out,
+    or too small to survive the resize) would teach the model to find an object from an empty
+    mask or a click on the background.
+    """
+    keep = [k for k in range(clip.object_count) if bool(clip.masks[0, k].any())]
+    if len(keep) == clip.object_count:
+        return clip
+    if not keep:
+        return None
+    return replace(clip, object_ids=tuple(clip.object_ids[k] for k in keep), masks=clip.masks[:, keep])
 
 
 def make_clip(
@@ -103,12 +123,20 @@ def make_clip(
 
 
 def frames_to_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 RGB -> ``(T, 3, size, size)`` normalised, as the SAM 2 video processor does."""
-    pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False, antialias=True) / 255.0
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-    return (pixels - mean) / std
+    """``(T, H, W, 3)`` uint8 RGB -> ``(T, 3, size, size)`` normalised by the SAM 2 video processor itself.
+
+    The very processor inference runs (:class:`engine.video_session.VideoSession`): it resizes
+    the uint8 frames (rounding to uint8) and normalises with ImageNet's mean and std fused with
+    the 1/255 rescale, so a re-implementation differs by a grey level here and a float rounding
+    there; the same call gives the same pixels, bit for bit.
+    """
+    processed = _video_processor(size)(videos=[np.ascontiguousarray(frames)], return_tensors="pt")
+    return processed["pixel_values_videos"][0]
+
+
+@lru_cache(maxsize=4)
+def _video_processor(size: int) -> Sam2VideoVideoProcessor:
+    return Sam2VideoVideoProcessor(size={"height": size, "width": size})
 
 
 def masks_to_size(masks: torch.Tensor, size: int) -> torch.Tensor:
@@ -134,7 +162,7 @@ def _augment(
         frames = frames[:, :, ::-1]
         masks = masks[:, :, :, ::-1]
     frames = _colour_jitter(frames.astype(np.float32), rng, spec)
-    return np.clip(frames, 0, 255).astype(np.uint8), np.ascontiguousarray(masks)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), np.ascontiguousarray(masks)  # rounded, not truncated
 
 
 def _colour_jitter(frames: np.ndarray, rng: np.random.Generator, spec: ClipSpec) -> np.ndarray:

@@ -44,7 +44,7 @@ def clip_loss(
             focal = _focal(logits, target[:, None], weights.focal_alpha, weights.focal_gamma)  # (K, M)
             dice = _dice(logits, target[:, None])  # (K, M)
             best = (weights.focal * focal + weights.dice * dice).argmin(dim=1)
-            rows = torch.arange(objects)
+            rows = torch.arange(objects, device=masks.device)
             iou = (step.iou_scores - _actual_iou(logits, target[:, None])).abs().mean(dim=1)  # (K,)
             occlusion = F.binary_cross_entropy_with_logits(step.object_score_logits[:, 0], present, reduction="none")
             terms = {

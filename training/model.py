@@ -142,7 +142,9 @@ class Sam2Trainer(nn.Module):
             return prediction, (
                 torch.cat([o.high_res_masks for o in outs]),
                 torch.cat([o.object_score_logits for o in outs]),
-                False,
+                # As Sam2VideoModel.forward marks a prompted frame (points or mask): in eval mode
+                # its memory is encoded from the binarised mask, as at inference.
+                True,
                 torch.cat([o.object_pointer.reshape(1, -1) for o in outs]),
             )
         pix_feat = self._conditioned_features(bank, t, frame_count, conditioning, features[-1], positions[-1])
@@ -244,8 +246,11 @@ class Sam2Trainer(nn.Module):
         best = iou_scores.argmax(dim=-1) if multimask else torch.zeros(objects, dtype=torch.long, device=pix_feat.device)
         rows = torch.arange(objects, device=pix_feat.device)
         appearing = object_score_logits > 0  # (K, 1)
-        best_low = torch.where(appearing[:, :, None, None], multimask_logits[rows, best][:, None], NO_OBJECT_SCORE)
-        best_high = F.interpolate(best_low.float(), size=(model.image_size, model.image_size), mode="bilinear", align_corners=False)
+        gated = torch.where(appearing[:, :, None, None], multimask_logits, NO_OBJECT_SCORE)
+        # Every candidate upsampled, then the best one picked, as _single_frame_forward does: the
+        # same call on the same tensor shape gives the memory encoder the same bits as inference.
+        high = F.interpolate(gated.float(), size=(model.image_size, model.image_size), mode="bilinear", align_corners=False)
+        best_low, best_high = gated[rows, best][:, None], high[rows, best][:, None]
         pointer = model.object_pointer_proj(tokens[rows, best])
         weight = appearing.to(pointer.dtype)
         pointer = weight * pointer + (1 - weight) * model.no_object_pointer

@@ -1,0 +1,137 @@
+"""One retraining round on the catalog: a new version with its lineage, metrics and gate decision,
+or, when training fails, a failed run and nothing else changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import Sam2VideoModel
+
+from engine.masklets import MaskletSource
+from engine.model_registry import CHAMPION, ModelVersion, previous_alias
+from engine.segmenter_config import COMPACT, sam2_compact_config
+from storage.catalog import Catalog
+from storage.model_registry import SqlModelRegistry
+from storage.objects import LocalObjectStore
+from training.bootstrap import save_model
+from training.clips import ClipSpec
+from training.dataset import build_datasets, reserve_validation_videos
+from training.loop import TrainConfig
+from training.promotion import CHALLENGER, PROMOTION_KEY
+from training.prompts import PromptSpec
+from training.retrain import retrain
+from tests.training.catalog_state import CatalogState, make_state, synthesize_videos
+from tests.training.tiny import CPU
+
+# Two steps that do move the weights (no warm-up), on three-frame clips with one correction.
+TINY = TrainConfig(
+    steps=2,
+    lr=1e-3,
+    warmup_steps=0,
+    log_every=1,
+    checkpoint_every=1,
+    clips=ClipSpec(frames=3),
+    prompts=PromptSpec(corrections_per_frame=1),
+)
+
+
+@pytest.fixture(scope="module")
+def videos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize_videos(tmp_path_factory.mktemp("videos"), 2)
+
+
+@pytest.fixture
+def state(catalog: Catalog, tmp_path: Path, videos_dir: Path) -> CatalogState:
+    """One training video with a manual and an auto satisfactory masklet; one Phase 1 validation video."""
+    state = make_state(catalog, tmp_path, videos_dir)
+    train_video, val_video = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
+    state.judged(train_video, 0, phase=3)
+    state.judged(train_video, 1, phase=None, source=MaskletSource.AUTO)
+    state.judged(val_video, 0, phase=1)
+    return state
+
+
+@pytest.fixture
+def registry(catalog: Catalog, tmp_path: Path) -> SqlModelRegistry:
+    return SqlModelRegistry(catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+
+
+def champion(registry: SqlModelRegistry, tmp_path: Path, metrics: dict | None = None) -> ModelVersion:
+    """A registered sam2-compact with weights (seeded random), made champion: the parent to retrain."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = Sam2VideoModel(sam2_compact_config())
+    save_model(model, tmp_path / "v1")
+    version = registry.register(COMPACT, model.config.to_dict(), tmp_path / "v1", metrics=metrics, note="the first model")
+    registry.set_alias(COMPACT, CHAMPION, version.version)
+    return version
+
+
+def test_a_retrain_registers_a_trained_child_of_the_champion_with_its_run_metrics_and_decision(
+    state: CatalogState, registry: SqlModelRegistry, tmp_path: Path
+) -> None:
+    parent = champion(registry, tmp_path)  # never validated: the round scores it first
+
+    outcome = retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+
+    version = registry.get(COMPACT, outcome.version.version)
+    run = state.runs.get(outcome.training_run_id)
+    assert (version.version, version.parent_id, version.training_run_id) == (2, parent.id, run.id)
+    assert outcome.parent.id == parent.id and run.status == "succeeded" and run.finished_at is not None
+    assert run.config == TINY.to_json()
+    # The run records exactly which masklets it trained and validated on.
+    trained_on = {m["masklet_id"] for v in run.dataset["training"] for m in v["masklets"]}
+    validated_on = {m["masklet_id"] for v in run.dataset["validation"] for m in v["masklets"]}
+    assert len(trained_on) == 2 and len(validated_on) == 1
+
+    digest = run.dataset["validation_digest"]
+    for protocol in ("val_jf", "val_jf_mask", "val_jf_click1", "val_jf_click3"):
+        assert 0.0 <= version.metrics[protocol] <= 1.0
+    assert version.metrics["validation_digest"] == digest and version.metrics["val_objects"] == 1
+    scored_parent = registry.get(COMPACT, parent.version)  # scored on the same set, for the gate
+    assert scored_parent.metrics["validation_digest"] == digest and outcome.before["val_jf"] == scored_parent.metrics["val_jf"]
+
+    decision = version.metrics[PROMOTION_KEY]
+    assert decision["promoted"] is outcome.promoted and decision["champion_ref"] == parent.ref
+    assert decision["candidate"] == version.metrics["val_jf"] and decision["champion"] == scored_parent.metrics["val_jf"]
+    aliases = registry.aliases(COMPACT)
+    if outcome.promoted:
+        assert aliases[CHAMPION] == 2 and aliases[previous_alias(CHAMPION)] == 1
+    else:
+        assert aliases[CHAMPION] == 1 and aliases[CHALLENGER] == 2
+
+    weights = registry.weights_dir(version)
+    assert (weights / "model.safetensors").is_file()
+    trained = Sam2VideoModel.from_pretrained(weights)
+    start = Sam2VideoModel.from_pretrained(registry.weights_dir(parent))
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), start.state_dict().values()))
+
+
+def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
+    sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = make_state(sqlite_catalog, tmp_path, videos_dir)
+    train_video, val_video = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
+    state.judged(train_video, 0, phase=3)
+    state.judged(val_video, 0, phase=1)
+    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    # The champion was already scored on this validation set: the round goes straight to training.
+    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    parent = champion(registry, tmp_path, metrics={"val_jf": 0.5, "validation_digest": digest})
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("training.retrain.train", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+
+    (run,) = state.runs.list(COMPACT)
+    assert run.status == "failed" and "RuntimeError: CUDA out of memory" in run.error and run.finished_at is not None
+    assert [v.version for v in registry.list(COMPACT)] == [parent.version]
+    assert registry.aliases(COMPACT) == {CHAMPION: parent.version}
+    assert registry.get(COMPACT, parent.version).metrics == {"val_jf": 0.5, "validation_digest": digest}
