@@ -111,8 +111,9 @@ def run_bootstrap(
     """
     began = time.perf_counter()
     train_set, val_set = synthetic_videos(spec)
-    torch.manual_seed(config.seed)
-    model = Sam2VideoModel(sam2_compact_config())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = Sam2VideoModel(sam2_compact_config())
     result = train(model, train_set, config, run_dir, device, progress=progress)
     if rank != 0:
         return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import EmptyValidationSetError
+from engine.errors import ConfigError, EmptyValidationSetError
 from engine.jf import ObjectScore, score_object, summarize
 from engine.masks import area, decode
 from engine.masklets import Masklet
@@ -76,7 +76,7 @@ def evaluate_model(
         raise EmptyValidationSetError("no validation videos: a model cannot be judged on nothing")
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
-        raise ValueError(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
     began = time.perf_counter()
     scores: dict[str, list[ObjectScore]] = {p: [] for p in protocols}
     per_video: dict[str, dict[str, float]] = {}

@@ -65,20 +65,22 @@ def register_bootstrap(
     run = runs.start(COMPACT, config.to_json(), dataset)
     try:
         result = run_bootstrap(spec, config, run_dir, device, command=f"dataengine train --bootstrap --steps {config.steps}", progress=progress)
-        assert result is not None  # single process: rank 0
+        if result is None:
+            raise RuntimeError("run_bootstrap returned nothing in a single-process run")
+        metrics = _recordable({**result.evaluation.metrics(), VALIDATION_SET_KEY: synthetic_validation_digest(spec)})
+        # Registered before the run is marked succeeded: a run that succeeded always has its version.
+        version = registry.register(
+            COMPACT,
+            json.loads((result.weights_dir / "config.json").read_text()),
+            result.weights_dir,
+            training_run_id=run.id,
+            metrics=metrics,
+            note=f"bootstrap: {config.steps} steps on {spec.train_videos} synthetic videos",
+        )
         runs.succeed(run.id)
     except BaseException as err:
         runs.fail(run.id, f"{type(err).__name__}: {err}"[:2000])
         raise
-    metrics = _recordable({**result.evaluation.metrics(), VALIDATION_SET_KEY: synthetic_validation_digest(spec)})
-    version = registry.register(
-        COMPACT,
-        json.loads((result.weights_dir / "config.json").read_text()),
-        result.weights_dir,
-        training_run_id=run.id,
-        metrics=metrics,
-        note=f"bootstrap: {config.steps} steps on {spec.train_videos} synthetic videos",
-    )
     decision = decide_for_version(registry, version, runs=runs, margin=margin)
     version = apply_promotion(registry, version, decision)
     return BootstrapOutcome(version, decision, metrics, result.weights_dir, result.report)

@@ -87,20 +87,21 @@ def retrain(
         save_model(model, weights_dir)
         evaluation = evaluate_model(load_trained(weights_dir, device), datasets.validation, phase3=phase3)
         train_seconds = time.perf_counter() - began
+        after = _recordable({**evaluation.metrics(), "validation_digest": manifest.validation_digest})
+        # Registered before the run is marked succeeded: a run that succeeded always has its version.
+        version = registry.register(
+            model_name,
+            model.config.to_dict(),
+            weights_dir,
+            parent=parent,
+            training_run_id=run.id,
+            metrics=after,
+            note=f"retrained on {manifest.counts()} (run {run.id})",
+        )
         runs.succeed(run.id)
     except BaseException as err:
         runs.fail(run.id, f"{type(err).__name__}: {err}"[:2000])
         raise
-    after = _recordable({**evaluation.metrics(), "validation_digest": manifest.validation_digest})
-    version = registry.register(
-        model_name,
-        model.config.to_dict(),
-        weights_dir,
-        parent=parent,
-        training_run_id=run.id,
-        metrics=after,
-        note=f"retrained on {manifest.counts()} (run {run.id})",
-    )
     decision = decide_for_version(registry, version, runs=runs, margin=margin)
     version = apply_promotion(registry, version, decision)
     outcome = RetrainOutcome(
@@ -122,8 +123,9 @@ def _starting_point(registry: ModelRegistry, parent: ModelVersion | None, model_
     if parent is not None and parent.has_weights:
         return load_version(registry, parent, model_name, device).module
     if model_name == COMPACT and not (BUNDLED_DIR / "model.safetensors").exists():
-        torch.manual_seed(0)
-        return Sam2VideoModel(sam2_compact_config())
+        with torch.random.fork_rng(devices=[]):  # a fixed start without disturbing the caller's generator
+            torch.manual_seed(0)
+            return Sam2VideoModel(sam2_compact_config())
     return build_model(model_name, task="video", device=device).module
 
 
