@@ -16,7 +16,6 @@ catalog is consistent at every moment because each change commits in one transac
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +86,10 @@ def plan_cycle(video_ids: list[str], validation_videos: int) -> CyclePlan:
             f"({validation_videos} for validation and one per phase), got {len(ids)}"
         )
     validation, rest = ids[:validation_videos], ids[validation_videos:]
-    third = math.ceil(len(rest) / 3)
-    return CyclePlan(tuple(validation), tuple(rest[:third]), tuple(rest[third : 2 * third]), tuple(rest[2 * third :]))
+    base, extra = divmod(len(rest), 3)
+    sizes = [base + (1 if i < extra else 0) for i in range(3)]
+    first, second = sizes[0], sizes[0] + sizes[1]
+    return CyclePlan(tuple(validation), tuple(rest[:first]), tuple(rest[first:second]), tuple(rest[second:]))
 
 
 @task(name="reserve-validation", cache_policy=NO_CACHE)

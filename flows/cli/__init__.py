@@ -20,9 +20,13 @@ from flows.cli import (
     ingest_cmd,
     models_cmd,
     queue_cmd,
+    report_cmd,
     sav_cmd,
     segment_cmd,
+    serve_cmd,
     synthesize_cmd,
+    train_cmd,
+    users_cmd,
 )
 
 app = typer.Typer(
@@ -35,7 +39,7 @@ app = typer.Typer(
 
 for module in (
     catalog_cmd, ingest_cmd, sav_cmd, evaluate_cmd, synthesize_cmd, models_cmd, queue_cmd, annotate_cmd,
-    segment_cmd, demo_cmd,
+    segment_cmd, demo_cmd, users_cmd, serve_cmd, report_cmd, train_cmd,
 ):
     module.register(app)
 

@@ -1,0 +1,150 @@
+"""The annotate flow under Prefect's test harness: simulated crews on threads and on Dask, people, retries."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+from sqlalchemy import select
+
+from engine.errors import CatalogError
+from engine.queues import Queue
+from engine.simulated_segmenter import SimulatedSegmenterSource
+from flows import annotate as annotate_module
+from flows.annotate import annotate
+from flows.resources import close_resources
+from phases.workers import Worker, drain
+from storage.schema import MaskletRow
+from tests.flows.conftest import SmallEngine, make_small_engine_at
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def manual_masklets(engine: SmallEngine) -> list[tuple[int, str, int | None, str | None]]:
+    with engine.res.catalog.read() as session:
+        rows = session.execute(
+            select(MaskletRow.id, MaskletRow.status, MaskletRow.phase, MaskletRow.annotator)
+            .where(MaskletRow.source == "manual")
+            .order_by(MaskletRow.id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_simulated_annotators_work_a_phase_on_threads(small_engine: SmallEngine) -> None:
+    result = annotate(phase=1, workers=2, model="simulated", **small_engine.urls)
+
+    assert len(result.enqueued) == 2 and len(result.masklet_ids) == 2 and result.complete
+    rows = manual_masklets(small_engine)
+    assert sorted(r[0] for r in rows) == sorted(result.masklet_ids)
+    assert {(r[1], r[2]) for r in rows} == {("in_verification", 1)}  # submitted, waiting for a verdict
+    assert {r[3] for r in rows} <= {"sim-annotator-1", "sim-annotator-2"}
+    assert {s.queue: s.ready for s in small_engine.res.queue.stats()}[Queue.VERIFY] == 2
+
+    again = annotate(phase=1, workers=2, model="simulated", **small_engine.urls)
+    assert again.enqueued == result.enqueued and again.masklet_ids == ()  # idempotent: nothing twice
+    assert len(manual_masklets(small_engine)) == 2
+
+    with get_client(sync_client=True) as client:
+        (progress,) = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["annotate-phase-1-progress"]))
+        )
+    assert progress.type == "progress" and float(progress.data) == 100.0
+
+
+def test_a_new_round_and_a_dask_cluster(small_engine: SmallEngine) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        result = annotate(
+            phase=3,
+            workers=2,
+            model="simulated",
+            task_runner="dask",
+            dask_address=cluster.scheduler_address,
+            **small_engine.urls,
+        )
+    assert len(result.masklet_ids) == 2 and result.complete
+    assert {r[2] for r in manual_masklets(small_engine)} == {3}
+
+
+def test_people_are_waited_for_and_their_masklets_collected(small_engine: SmallEngine) -> None:
+    res = small_engine.res
+
+    def person() -> None:
+        time.sleep(1.0)  # the flow is polling by then
+        drain(lambda: Worker("alice", res.queue, res.annotations, SimulatedSegmenterSource()).annotate_one(2))
+
+    helper = threading.Thread(target=person)
+    helper.start()
+    try:
+        result = annotate(phase=2, annotators="people", timeout_s=60, poll_s=0.2, **small_engine.urls)
+    finally:
+        helper.join()
+    assert len(result.masklet_ids) == 2 and result.pending == () and result.complete
+    assert {r[3] for r in manual_masklets(small_engine)} == {"alice"}
+
+
+def test_waiting_for_people_ends_at_the_timeout(small_engine: SmallEngine) -> None:
+    started = time.monotonic()
+    result = annotate(phase=1, annotators="people", timeout_s=0.5, poll_s=0.1, **small_engine.urls)
+    assert time.monotonic() - started < 30
+    assert sorted(result.pending) == sorted(result.enqueued) and len(result.enqueued) == 2
+    assert result.masklet_ids == () and not result.complete
+
+
+def test_a_failed_task_is_retried_by_prefect(small_engine: SmallEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    failures = {"left": 1}
+    real_worker = annotate_module.Worker
+
+    class FlakyWorker(real_worker):  # type: ignore[misc,valid-type]
+        def annotate_one(self, phase: int):  # noqa: ANN201
+            if failures["left"]:
+                failures["left"] -= 1
+                raise CatalogError("catalog sqlite:///x: connection reset (simulated outage)")
+            return super().annotate_one(phase)
+
+    monkeypatch.setattr(annotate_module, "Worker", FlakyWorker)
+    monkeypatch.setattr(
+        annotate_module, "annotate_masklet", annotate_module.annotate_masklet.with_options(retry_delay_seconds=0)
+    )
+    state = annotate(phase=1, workers=1, model="simulated", return_state=True, **small_engine.urls)
+    result = state.result()
+
+    assert failures["left"] == 0 and len(result.masklet_ids) == 2 and result.complete
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    annotate_runs = [r for r in runs if r.name.startswith("annotate phase 1")]
+    assert max(r.run_count for r in annotate_runs) == 2  # the flaky one ran twice
+    assert all(r.state.is_completed() for r in annotate_runs)
+
+
+def test_an_unknown_phase_is_refused_before_anything_is_enqueued(small_engine: SmallEngine) -> None:
+    state = annotate(phase=4, model="simulated", return_state=True, **small_engine.urls)
+    assert state.is_failed() and "no annotation phase 4" in str(state.message)
+    assert small_engine.res.queue.list_tasks() == []
+
+
+@pytest.mark.postgres
+def test_flow_after_flow_on_postgresql(migrated_postgres_url: str, tmp_path) -> None:  # noqa: ANN001
+    """Each flow's threads end with it; the connections the queue kept for them must not pile up.
+
+    On PostgreSQL the queue keeps a connection per thread; left to the garbage collector,
+    those of finished flows would exhaust its small pool within a few runs in one process.
+    """
+    engine = make_small_engine_at(tmp_path, migrated_postgres_url, videos=3)
+    gc.disable()  # so nothing but the flow's own clean-up can give the connections back
+    try:
+        for annotation_round in (1, 2, 3):
+            result = annotate(phase=3, workers=4, model="simulated", annotation_round=annotation_round, **engine.urls)
+            assert len(result.masklet_ids) == 6 and result.complete
+            assert engine.res.queue.engine.pool.checkedout() == 0
+    finally:
+        gc.enable()
+        close_resources()

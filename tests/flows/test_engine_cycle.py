@@ -1,0 +1,91 @@
+"""The engine cycle and the retrain flow under Prefect's test harness, and the demo in a reduced size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.synthetic import synthesize
+from flows.engine_cycle import STATE_FILE, CycleState, engine_cycle, plan_cycle
+from flows.resources import close_resources, resources
+from flows.retrain import retrain
+from storage.schema import MaskletRow
+from tests.flows.conftest import TINY
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_plan_gives_validation_first_and_three_batches() -> None:
+    plan = plan_cycle([f"v{i}" for i in range(8, 0, -1)], validation_videos=2)
+    assert plan.validation == ("v1", "v2")
+    assert plan.phase1 + plan.phase2 + plan.phase3 == tuple(f"v{i}" for i in range(3, 9))
+    assert all(plan.phase1) and all(plan.phase2) and all(plan.phase3)
+    with pytest.raises(ValueError, match="at least 5 videos"):
+        plan_cycle(["a", "b", "c", "d"], validation_videos=2)
+
+
+def _annotated(catalog_url: str, object_store_url: str) -> int:
+    with resources(catalog_url, object_store_url).catalog.read() as session:
+        return session.scalar(select(func.count()).select_from(MaskletRow).where(MaskletRow.source != "ground_truth"))
+
+
+def test_cycle_runs_every_phase_then_resumes_without_redoing_work(tmp_path: Path) -> None:
+    paths = synthesize(tmp_path / "videos", 5, seed=11, spec=TINY)
+    urls = {"catalog_url": f"sqlite:///{tmp_path / 'catalog.db'}", "object_store_url": f"file://{tmp_path / 'objects'}"}
+    out = tmp_path / "cycle"
+    try:
+        result = engine_cycle(sources=[str(p) for p in paths], model="simulated", out_dir=str(out), **urls)
+        for phase in (1, 2, 3):
+            assert f"Phase {phase}" in result.table
+        state = CycleState.load(out / STATE_FILE)
+        assert {"phase-1", "phase-2", "phase-3", "verify-3", "auto-masklets"} <= set(state.done)
+        assert int(result.exports["sav_files"]) >= 5 and (out / "report" / "dashboard.html").exists()
+        assert any("Phase 3" in line for line in result.targets)
+        made = _annotated(**urls)
+        assert made >= 10  # 5 videos x 2 objects, plus auto masklets and refinements
+
+        again = engine_cycle(sources=[str(p) for p in paths], model="simulated", out_dir=str(out), **urls)
+        assert _annotated(**urls) == made  # nothing redone
+        assert again.plan == result.plan
+    finally:
+        close_resources()
+
+
+def test_retrain_flow_says_why_it_did_not_run(tmp_path: Path) -> None:
+    urls = {"catalog_url": f"sqlite:///{tmp_path / 'catalog.db'}", "object_store_url": f"file://{tmp_path / 'objects'}"}
+    try:
+        report = retrain(threshold=5, schedule_every_hours=None, **urls)
+    finally:
+        close_resources()
+    assert not report.retrained and report.version is None
+    assert report.reason  # the policy's sentence
+
+
+@pytest.mark.slow
+def test_demo_in_a_reduced_size_runs_the_real_model_and_retrains(tmp_path: Path) -> None:
+    """``dataengine demo`` end to end with sam2-compact: phases, three retraining rounds, table."""
+    env = {
+        **os.environ,
+        "DATAENGINE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "DATAENGINE_OBJECT_STORE_URL": f"file://{tmp_path / 'objects'}",
+        "DATAENGINE_MODEL_CACHE_DIR": str(tmp_path / "models"),
+        "DATAENGINE_TORCH_THREADS": "1",
+    }
+    command = [
+        sys.executable, "-m", "flows.cli", "demo", "--videos", "5", "--validation-videos", "1", "--frames", "24",
+        "--objects", "1", "--retrain-steps", "2", "--no-auto", "--out", str(tmp_path / "demo"),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "paper: SAM 2" in done.stdout and "Phase 3:" in done.stdout
+    assert done.stdout.count("retrain after Phase") == 3
+    state = json.loads((tmp_path / "demo" / STATE_FILE).read_text())
+    assert [r["after_phase"] for r in state["rounds"]] == [1, 2, 3]
+    assert all(r["retrained"] and r["version"] for r in state["rounds"])
