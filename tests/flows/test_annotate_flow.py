@@ -76,7 +76,13 @@ def test_people_are_waited_for_and_their_masklets_collected(small_engine: SmallE
     res = small_engine.res
 
     def person() -> None:
-        time.sleep(1.0)  # the flow is polling by then
+        # A person opens the web app once there is work: wait for the flow to enqueue it (its
+        # start takes seconds on a loaded machine), then work the queue dry.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if {s.queue: s.ready for s in res.queue.stats()}.get(Queue.ANNOTATE_PHASE_2, 0) >= 2:
+                break
+            time.sleep(0.1)
         drain(lambda: Worker("alice", res.queue, res.annotations, SimulatedSegmenterSource()).annotate_one(2))
 
     helper = threading.Thread(target=person)
