@@ -80,3 +80,33 @@ def test_a_masklet_already_judged_closes_its_stale_task(site: Site) -> None:
     stale = ver.post(f"/api/tasks/{task['id']}/verdict", {"verdict": "satisfactory"})
     assert stale.status_code == 409 and stale.json()["kind"] == "AlreadyVerifiedError"
     assert site.queue.get(task["id"]).status.value == "dead"
+
+
+def test_two_people_one_masklet_per_phase_verified_and_timed(any_site: Site) -> None:
+    """The web app's 'done when': logged in at the same time, one person annotates a masklet in each
+    phase, the other verifies them, and the dashboard shows the annotator's real times per phase."""
+    site = any_site
+    for phase in (1, 2, 3):
+        site.enqueue_one(phase)
+    ann, ver = site.client("ann"), site.client("ver")  # two sessions, open together
+    masklets = {phase: annotate_and_submit(ann, phase)["masklet_id"] for phase in (1, 2, 3)}
+
+    judged = []
+    while (task := ver.ok("POST", "/api/tasks/claim", {"queue": "verify"})["task"]) is not None:
+        judged.append(ver.ok("GET", f"/api/tasks/{task['id']}")["task"]["masklet_id"])
+        ver.ok("POST", f"/api/tasks/{task['id']}/verdict", {"verdict": "satisfactory"})
+    assert sorted(judged) == sorted(masklets.values())
+
+    with site.catalog.read() as session:
+        made = {(r.phase, r.annotator, r.status) for r in (session.get(MaskletRow, m) for m in masklets.values())}
+        verifiers = session.scalars(
+            select(VerificationRow.verifier).where(VerificationRow.masklet_id.in_(list(masklets.values())))
+        ).all()
+    assert made == {(1, "ann", "satisfactory"), (2, "ann", "satisfactory"), (3, "ann", "satisfactory")}
+    assert verifiers == ["ver", "ver", "ver"]
+
+    data = ver.ok("GET", "/api/dashboard")
+    timed = {p["phase"]: p for p in data["masklets"] if p["annotator"] == "ann"}
+    assert set(timed) == {1, 2, 3} and all(p["person"] and p["seconds_per_frame"] > 0 for p in timed.values())
+    people = {p["name"]: p for p in data["people"]}
+    assert people["ann"]["masklets"] == 3 and people["ver"]["verdicts"] == 3
