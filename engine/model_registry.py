@@ -6,7 +6,9 @@ so a model promoted to ``champion`` is picked up by the next task without a rest
 
 A reference is a model name with an optional selector after ``@``:
 
-- ``sam2-compact``: the champion if one is set, else the newest version (what phases use);
+- ``sam2-compact``: the champion if one is set, else the newest version the promotion gate did
+  not refuse (what phases use: a version the gate judged worse than what ran before is never
+  picked up by default);
 - ``sam2-compact@3``: version 3;
 - ``sam2-compact@latest``: the newest version, champion or not (to evaluate a new candidate);
 - ``sam2-compact@champion``: whatever version an alias points at.
@@ -37,6 +39,7 @@ LATEST = "latest"  # a selector, never a stored alias
 PREVIOUS_PREFIX = "previous-"  # "previous-champion": kept by the registry so a promotion can be undone
 MAX_NAME_CHARS = 128  # model_versions.name
 MAX_ALIAS_CHARS = 64  # model_aliases.alias
+PROMOTION_KEY = "promotion"  # where the promotion gate records its decision in a version's metrics
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
@@ -137,7 +140,7 @@ class ModelRef:
 
     @property
     def is_default(self) -> bool:
-        """True for a bare name: the champion if there is one, else the newest version."""
+        """True for a bare name: the champion if there is one, else the newest version not refused."""
         return self.version is None and self.alias is None
 
     def __str__(self) -> str:
@@ -146,6 +149,12 @@ class ModelRef:
         if self.alias is not None:
             return f"{self.name}@{self.alias}"
         return self.name
+
+
+def refused_by_gate(metrics: Mapping[str, Any] | None) -> bool:
+    """Whether a version's metrics record that the promotion gate judged it and did not promote it."""
+    decision = (metrics or {}).get(PROMOTION_KEY)
+    return isinstance(decision, dict) and decision.get("promoted") is False
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from engine.model_registry import (
     ModelRef,
     ModelVersion,
     previous_alias,
+    refused_by_gate,
     validate_alias,
     validate_model_name,
 )
@@ -311,7 +312,7 @@ def _target(session: Session, ref: ModelRef) -> int | None:
         return _latest(session, ref.name)
     if ref.alias is not None:
         return _alias_target(session, ref.name, ref.alias)
-    return _alias_target(session, ref.name, CHAMPION) or _latest(session, ref.name)
+    return _alias_target(session, ref.name, CHAMPION) or _latest_not_refused(session, ref.name)
 
 
 def _latest(session: Session, name: str) -> int | None:
@@ -321,6 +322,16 @@ def _latest(session: Session, name: str) -> int | None:
         .order_by(ModelVersionRow.version.desc())
         .limit(1)
     )
+
+
+def _latest_not_refused(session: Session, name: str) -> int | None:
+    """The newest version the promotion gate did not refuse (a model with no champion yet)."""
+    rows = session.execute(
+        select(ModelVersionRow.id, ModelVersionRow.metrics)
+        .where(ModelVersionRow.name == name)
+        .order_by(ModelVersionRow.version.desc())
+    )
+    return next((version_id for version_id, metrics in rows if not refused_by_gate(metrics)), None)
 
 
 def _alias_target(session: Session, name: str, alias: str, *, lock: bool = False) -> int | None:

@@ -18,13 +18,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.errors import ConfigError, PromotionError
-from engine.model_registry import CHAMPION, ModelRegistry, ModelVersion
+from engine.model_registry import CHAMPION, PROMOTION_KEY, ModelRegistry, ModelVersion
 from engine.training_data import RunStatus, TrainingRunLog
 
 DEFAULT_METRIC = "val_jf"  # semi-supervised J&F on the validation videos, first-frame mask
 DEFAULT_MARGIN = 0.01
 CHALLENGER = "challenger"  # the alias of the last version the gate refused
-PROMOTION_KEY = "promotion"  # where a decision is recorded in the version's metrics
 # The digest of the validation set a version's metrics were measured on, where the evaluation
 # records it (training.dataset.DatasetManifest.validation_digest): scores on two different
 # validation sets do not compare.
@@ -43,6 +42,9 @@ class PromotionDecision:
     margin: float
     champion_ref: str | None = None  # the champion the candidate was judged against, when known
     candidate_ref: str | None = None
+    # Judged against the unregistered model the engine ran before any version was champion (the
+    # bundled or embedded starting point, scored on the same validation set), not a registered champion.
+    against_baseline: bool = False
 
     def to_json(self, decided_at: datetime) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class PromotionDecision:
             "candidate": self.candidate,
             "champion": self.champion,
             "champion_ref": self.champion_ref,
+            "against_baseline": self.against_baseline,
             "margin": self.margin,
             "decided_at": decided_at.astimezone(timezone.utc).isoformat(),
         }
@@ -127,11 +130,16 @@ def decide_for_version(
     runs: TrainingRunLog,
     margin: float = DEFAULT_MARGIN,
     metric: str = DEFAULT_METRIC,
+    baseline: Mapping[str, Any] | None = None,
+    baseline_ref: str | None = None,
 ) -> PromotionDecision:
     """Judge a registered version against its model's current champion, on their recorded metrics.
 
     A version trained by a run that did not succeed (failed, or still running: a partial
-    model) is refused whatever its scores.
+    model) is refused whatever its scores. Where the model has no champion yet, ``baseline``
+    (the metrics of the unregistered model the engine has been running, on the candidate's
+    validation set) stands in for one: a first retrain that is worse than what annotators
+    already had must not take its place.
     """
     champion = champion_of(registry, version.name)
     status = None
@@ -142,6 +150,10 @@ def decide_for_version(
             True, "already the champion", metric, _score(version.metrics, metric), _score(champion.metrics, metric),
             float(margin), champion.ref, version.ref,
         )
+    if champion is None and baseline is not None:
+        decision = decide_promotion(version.metrics, baseline, margin=margin, metric=metric, candidate_run_status=status)
+        reason = decision.reason.replace("the champion's", f"the starting point's ({baseline_ref or 'unregistered'})")
+        return replace(decision, reason=reason, candidate_ref=version.ref, against_baseline=True)
     decision = decide_promotion(
         version.metrics,
         None if champion is None else champion.metrics,
@@ -188,7 +200,9 @@ def apply_promotion(
 
 def _refuse_if_stale(decision: PromotionDecision, current: ModelVersion | None) -> None:
     """A decision made against one champion does not hold once another one (or none) is in place."""
-    if decision.champion_ref is not None:
+    if decision.against_baseline:
+        stale = current is not None  # a champion was set since: judge against it instead
+    elif decision.champion_ref is not None:
         stale = current is None or current.ref != decision.champion_ref
     elif current is None:
         stale = decision.champion is not None

@@ -102,7 +102,12 @@ def retrain(
     except BaseException as err:
         runs.fail(run.id, f"{type(err).__name__}: {err}"[:2000])
         raise
-    decision = decide_for_version(registry, version, runs=runs, margin=margin)
+    decision = decide_for_version(
+        registry, version, runs=runs, margin=margin,
+        # No champion yet: the starting point (bundled or embedded) is what the engine runs now.
+        baseline=before if parent is None else None,
+        baseline_ref=f"{model_name} unregistered starting point",
+    )
     version = apply_promotion(registry, version, decision)
     outcome = RetrainOutcome(
         model_name, version, parent, run.id, decision, before, after, train_seconds, result.clips_per_second

@@ -7,9 +7,15 @@ are printed as one ``error:`` line with exit status 2, never as a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
+
+# The temporary Prefect API that a command starts for itself (no PREFECT_API_URL) would try to
+# send usage analytics at start-up and log an error on a machine without internet access.
+# A user's own setting wins.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from engine.errors import DataEngineError
 from flows.cli import (

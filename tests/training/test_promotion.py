@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError, PromotionError
+from engine.errors import ConfigError, ModelNotFoundError, PromotionError
 from engine.model_registry import CHAMPION, previous_alias
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
 from storage.training_runs import SqlTrainingRuns
+from engine.model_registry import PROMOTION_KEY
 from training.promotion import (
     CHALLENGER,
-    PROMOTION_KEY,
     apply_promotion,
     decide_for_version,
     decide_promotion,
@@ -111,6 +111,41 @@ def test_a_better_version_becomes_champion_with_its_decision_recorded(registry, 
     record = promoted.metrics[PROMOTION_KEY]
     assert record["promoted"] is True and record["champion_ref"] == first.ref and record["candidate"] == 0.66
     assert promoted.metrics["val_jf"] == 0.66  # the evaluation is kept beside the decision
+
+
+def test_with_no_champion_a_first_version_must_beat_the_model_it_started_from(registry, runs) -> None:
+    """The engine ran the unregistered starting point (bundled or embedded) until now: a first
+    retrain scoring below it is kept as a challenger, and the bare name does not pick it up."""
+    start = {"val_jf": 0.50, "validation_digest": "d1"}
+    worse = trained(registry, runs, {"val_jf": 0.40, "validation_digest": "d1"})
+    kept = apply_promotion(registry, worse, decide_for_version(registry, worse, runs=runs, baseline=start, baseline_ref="start"))
+    assert registry.aliases(NAME) == {CHALLENGER: worse.version}
+    record = kept.metrics[PROMOTION_KEY]
+    assert record["promoted"] is False and record["against_baseline"] is True
+    assert "below the starting point's (start) 0.5000" in record["reason"]
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve(NAME)  # nothing to run but the starting point itself
+    assert registry.resolve(f"{NAME}@latest").id == worse.id  # still there to inspect
+
+    better = trained(registry, runs, {"val_jf": 0.55, "validation_digest": "d1"})
+    decision = decide_for_version(registry, better, runs=runs, baseline=start)
+    apply_promotion(registry, better, decision)
+    assert decision.promote and registry.aliases(NAME)[CHAMPION] == better.version
+    assert registry.resolve(NAME).id == better.id
+
+
+def test_a_version_never_judged_is_still_what_the_bare_name_runs(registry, runs) -> None:
+    registered = registry.register(NAME, CONFIG, None, metrics={"val_jf": 0.3})  # e.g. by hand, no gate
+    assert registry.resolve(NAME).id == registered.id
+
+
+def test_a_decision_against_the_starting_point_is_stale_once_a_champion_exists(registry, runs) -> None:
+    candidate = trained(registry, runs, {"val_jf": 0.60})
+    decision = decide_for_version(registry, candidate, runs=runs, baseline={"val_jf": 0.5})
+    champion = trained(registry, runs, {"val_jf": 0.70})
+    apply_promotion(registry, champion, decide_for_version(registry, champion, runs=runs))
+    with pytest.raises(PromotionError, match="decide again"):
+        apply_promotion(registry, candidate, decision)
 
 
 def test_a_worse_version_stays_a_challenger_with_the_reason(registry, runs) -> None:
