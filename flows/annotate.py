@@ -21,13 +21,13 @@ from prefect.cache_policies import NO_CACHE
 
 from engine.queues import TaskStatus, annotate_queue
 from engine.segmenters import DEFAULT_MODEL
-from flows.models import model_tags, segmenter_source
+from flows.models import model_tags, model_worker
 from flows import parallel
 from flows.parallel import Collected, Submission, run_rounds
 from flows.progress import Progress
 from flows.resources import release_thread_connections, resources
 from flows.retries import retry_transient
-from phases.workers import Crew, Outcome, Worker, enqueue_annotation
+from phases.workers import Outcome, enqueue_annotation
 from storage.flow_queries import claimable_count, task_states
 
 POLL_S = 5.0  # how often a flow waiting for people looks at the catalog
@@ -104,15 +104,7 @@ def annotate_masklet(
     masklet was submitted. The queue's lease bounds the work instead: a worker that stops
     heartbeating loses the task, which goes back to the queue.
     """
-    res = resources(catalog_url, object_store_url)
-    worker = Worker(
-        annotator,
-        res.queue,
-        res.annotations,
-        segmenter_source(res, model),
-        Crew(seed=seed),
-        correction_budget=correction_budget,
-    )
+    worker = model_worker(annotator, resources(catalog_url, object_store_url), model, seed=seed, correction_budget=correction_budget)
     return worker.annotate_one(phase)
 
 

@@ -17,6 +17,7 @@ from engine.segmenters import SegmenterSource
 from engine.simulated_segmenter import SimulatedSegmenterSource
 from flows.resources import Resources
 from phases.auto_masklets import CandidateGenerator, SimulatedCandidateGenerator
+from phases.workers import Crew, Worker
 from storage.model_registry import SqlModelRegistry
 
 SIMULATED = "simulated"
@@ -42,6 +43,20 @@ def segmenter_source(res: Resources, model: str) -> SegmenterSource:
         if key not in _sources:
             _sources[key] = SimulatedSegmenterSource() if is_simulated(model) else _registry_source(res, model)
         return _sources[key]
+
+
+def model_worker(
+    name: str, res: Resources, model: str, *, seed: int = 0, correction_budget: int | None = None
+) -> Worker:
+    """A simulated person working with ``model`` in the loop (annotation and refinement tasks)."""
+    return Worker(
+        name,
+        res.queue,
+        res.annotations,
+        segmenter_source(res, model),
+        Crew(seed=seed),
+        correction_budget=correction_budget,
+    )
 
 
 def candidate_generator(

@@ -29,7 +29,7 @@ from engine.segmenters import DEFAULT_MODEL
 from engine.simulated_segmenter import SimulatedSegmenterSource
 from flows import parallel
 from flows.events import PrefectEventSink
-from flows.models import model_tags, segmenter_source
+from flows.models import model_tags, model_worker
 from flows.parallel import Collected, Submission, run_rounds
 from flows.progress import Progress
 from flows.resources import Resources, release_thread_connections, resources
@@ -119,15 +119,7 @@ def refine_masklet(
     seed: int = 0,
 ) -> Outcome | None:
     """Claim one unsatisfactory masklet and refine it with Phase 3; None when none was claimable."""
-    res = resources(catalog_url, object_store_url)
-    worker = Worker(
-        refiner,
-        res.queue,
-        res.annotations,
-        segmenter_source(res, model),
-        Crew(seed=seed),
-        correction_budget=correction_budget,
-    )
+    worker = model_worker(refiner, resources(catalog_url, object_store_url), model, seed=seed, correction_budget=correction_budget)
     return worker.refine_one()
 
 

@@ -15,6 +15,7 @@ from engine.errors import CatalogError
 from engine.queues import Queue
 from engine.simulated_segmenter import SimulatedSegmenterSource
 from flows import annotate as annotate_module
+from flows import models as models_module
 from flows.annotate import annotate
 from flows.resources import close_resources
 from phases.workers import Worker, drain
@@ -105,7 +106,7 @@ def test_waiting_for_people_ends_at_the_timeout(small_engine: SmallEngine) -> No
 
 def test_a_failed_task_is_retried_by_prefect(small_engine: SmallEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     failures = {"left": 1}
-    real_worker = annotate_module.Worker
+    real_worker = models_module.Worker
 
     class FlakyWorker(real_worker):  # type: ignore[misc,valid-type]
         def annotate_one(self, phase: int):  # noqa: ANN201
@@ -114,7 +115,7 @@ def test_a_failed_task_is_retried_by_prefect(small_engine: SmallEngine, monkeypa
                 raise CatalogError("catalog sqlite:///x: connection reset (simulated outage)")
             return super().annotate_one(phase)
 
-    monkeypatch.setattr(annotate_module, "Worker", FlakyWorker)
+    monkeypatch.setattr(models_module, "Worker", FlakyWorker)
     monkeypatch.setattr(
         annotate_module, "annotate_masklet", annotate_module.annotate_masklet.with_options(retry_delay_seconds=0)
     )
