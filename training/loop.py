@@ -56,9 +56,15 @@ class TrainConfig:
     image_step_p: float = 0.0
     prompts: PromptSpec = field(default_factory=PromptSpec)
     losses: LossWeights = field(default_factory=LossWeights)
+    # Learning-rate multipliers by parameter-name prefix (first match wins), as SAM 2 trains its
+    # image encoder at a lower rate than the rest: (("vision_encoder", 0.1),).
+    lr_scales: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
+        bad_scales = [prefix for prefix, scale in self.lr_scales if not (isinstance(scale, (int, float)) and scale > 0)]
+        if bad_scales:
+            problems.append(f"lr_scales must be positive numbers, got {dict(self.lr_scales)}")
         if self.steps < 1:
             problems.append(f"steps must be at least 1, got {self.steps}")
         if not self.lr > 0:
@@ -108,7 +114,7 @@ def train(
     model.to(device.device).train()
     trainer = Sam2Trainer(model, config.prompts)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     history: list[dict[str, float]] = []
     window: list[dict[str, float]] = []  # losses of the steps since the last log point
@@ -182,6 +188,16 @@ class _ClipLoss(torch.nn.Module):
         self, pixels: torch.Tensor, masks: torch.Tensor, prompts: ClipPrompts, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
         return clip_loss(self.trainer(pixels, masks, prompts, generator), masks, self.weights)
+
+
+def _parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by learning rate (``config.lr_scales``); one group when unscaled."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            scale = next((s for prefix, s in config.lr_scales if name.startswith(prefix)), 1.0)
+            groups.setdefault(float(scale), []).append(parameter)
+    return [{"params": params, "lr": config.lr * scale} for scale, params in groups.items()]
 
 
 def _clip_for_step(videos: Sequence[TrainingVideo], config: TrainConfig, rank: int, step: int, size: int) -> Clip:

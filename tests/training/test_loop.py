@@ -157,3 +157,17 @@ def test_the_loss_falls_on_a_video_it_trains_on(tmp_path: Path) -> None:
     assert len(losses) == 4 and losses[-1] < 0.5 * losses[0], losses
     assert after < 0.5 * before, (before, after)
     assert result.clips_per_second > 0 and result.final_loss == losses[-1]
+
+
+def test_lr_scales_move_a_frozen_rate_module_not_at_all_and_the_rest_as_usual(videos, tmp_path: Path) -> None:
+    """A module's learning-rate multiplier reaches its parameters: at a tiny scale the image encoder
+    barely moves while the rest trains; non-positive scales are refused."""
+    with pytest.raises(ConfigError, match="lr_scales must be positive"):
+        TrainConfig(lr_scales=(("vision_encoder", 0.0),))
+    model = small_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    config = TrainConfig(**{**QUICK.__dict__, "lr_scales": (("vision_encoder", 1e-9),)})
+    train(model, videos, config, tmp_path / "run", CPU)
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+    assert max(v for n, v in moved.items() if n.startswith("vision_encoder")) < 1e-6
+    assert max(v for n, v in moved.items() if n.startswith("mask_decoder")) > 1e-5
