@@ -62,8 +62,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        bad_scales = [prefix for prefix, scale in self.lr_scales if not (isinstance(scale, (int, float)) and scale > 0)]
-        if bad_scales:
+        if any(not (isinstance(scale, (int, float)) and scale > 0) for _, scale in self.lr_scales):
             problems.append(f"lr_scales must be positive numbers, got {dict(self.lr_scales)}")
         if self.steps < 1:
             problems.append(f"steps must be at least 1, got {self.steps}")
