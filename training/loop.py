@@ -76,7 +76,10 @@ class TrainConfig:
             raise ConfigError("training config: " + "; ".join(problems))
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as JSON values (lists, not tuples), as run records store and return them."""
+        data = dataclasses.asdict(self)
+        data["lr_scales"] = [[prefix, scale] for prefix, scale in self.lr_scales]
+        return data
 
 
 @dataclass(frozen=True)
