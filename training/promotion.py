@@ -150,17 +150,17 @@ def decide_for_version(
             True, "already the champion", metric, _score(version.metrics, metric), _score(champion.metrics, metric),
             float(margin), champion.ref, version.ref,
         )
-    if champion is None and baseline is not None:
-        decision = decide_promotion(version.metrics, baseline, margin=margin, metric=metric, candidate_run_status=status)
-        reason = decision.reason.replace("the champion's", f"the starting point's ({baseline_ref or 'unregistered'})")
-        return replace(decision, reason=reason, candidate_ref=version.ref, against_baseline=True)
+    against_baseline = champion is None and baseline is not None
     decision = decide_promotion(
         version.metrics,
-        None if champion is None else champion.metrics,
+        baseline if against_baseline else None if champion is None else champion.metrics,
         margin=margin,
         metric=metric,
         candidate_run_status=status,
     )
+    if against_baseline:
+        reason = decision.reason.replace("the champion's", f"the starting point's ({baseline_ref or 'unregistered'})")
+        return replace(decision, reason=reason, candidate_ref=version.ref, against_baseline=True)
     return replace(decision, champion_ref=None if champion is None else champion.ref, candidate_ref=version.ref)
 
 
