@@ -1,10 +1,10 @@
 """Two bootstrap recipes for ``sam2-compact`` from scratch, side by side in one run.
 
-1. The shipped recipe, ``training.bootstrap.bootstrap_config`` (SAM 2's clips and prompts, half
-   the steps on single frames): the baseline.
-2. The curriculum, ``training.bootstrap.curriculum_stages``: 2-frame clips prompted by a mask
-   first, then SAM 2's clips, with the image encoder at a lower learning rate and the memory
-   modules at a higher one.
+1. The single-stage recipe, ``training.bootstrap.single_stage_config`` (SAM 2's clips and
+   prompts from the first step, half the steps on single frames): the baseline.
+2. The bootstrap's curriculum, ``training.bootstrap.bootstrap_stages``: 2-frame clips prompted
+   by a mask first, then SAM 2's clips, with the image encoder at a lower learning rate and the
+   memory modules at a higher one.
 
 Both train the same number of steps from the same initialisation on the same seeded synthetic
 videos and are scored on the same validation videos (semi-supervised J&F and 3-click J&F).
@@ -20,21 +20,17 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import Sam2VideoModel  # noqa: E402
 
 from engine.model_loading import LoadedModel, choose_device  # noqa: E402
-from engine.segmenter_config import sam2_compact_config  # noqa: E402
-from training.bootstrap import BootstrapSpec, bootstrap_config, curriculum_stages, load_trained, save_model, synthetic_videos  # noqa: E402
+from training.bootstrap import BootstrapSpec, bootstrap_stages, load_trained, run_bootstrap, single_stage_config, synthetic_videos  # noqa: E402
 from training.clips import EVAL_CLIPS, sample_clip  # noqa: E402
-from training.evaluate import evaluate_model  # noqa: E402
-from training.loop import TrainConfig, train  # noqa: E402
+from training.loop import TrainConfig  # noqa: E402
 from training.model import Sam2Trainer  # noqa: E402
 from training.prompts import ClipPrompts, PromptKind  # noqa: E402
 from training.videos import TrainingVideo  # noqa: E402
@@ -57,22 +53,15 @@ def memory_use(model: LoadedModel, video: TrainingVideo) -> float:
     return float((out[0] - out[1]).abs().mean() / out.abs().mean())
 
 
-def run(name: str, stages: tuple[TrainConfig, ...], train_set, val_set, device, work: Path) -> dict[str, float]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = Sam2VideoModel(sam2_compact_config())
-    began = time.perf_counter()
-    for i, config in enumerate(stages):
-        train(model, train_set, config, work / name / f"stage-{i}", device)
-    seconds = time.perf_counter() - began
-    save_model(model, work / name / "model")
-    loaded = load_trained(work / name / "model", device)
-    evaluation = evaluate_model(loaded, val_set, protocols=("mask", "click3"))
+def run(name: str, stages: tuple[TrainConfig, ...], spec: BootstrapSpec, device, work: Path) -> dict[str, float]:
+    result = run_bootstrap(spec, stages, work / name, device, command=f"bench/bootstrap_recipes.py ({name})")
+    assert result is not None  # a single process is rank 0
+    _, val_set = synthetic_videos(spec)
     return {
-        "train_s": seconds,
-        "jf_mask": evaluation.jf["mask"],
-        "jf_click3": evaluation.jf["click3"],
-        "memory_use": memory_use(loaded, val_set[0]),
+        "train_s": result.report["train_seconds"],
+        "jf_mask": result.evaluation.jf["mask"],
+        "jf_click3": result.evaluation.jf["click3"],
+        "memory_use": memory_use(load_trained(result.weights_dir, device), val_set[0]),
     }
 
 
@@ -85,20 +74,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = choose_device(args.device, torch_threads=args.threads)
-    train_set, val_set = synthetic_videos(BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos))
-    recipes = {"shipped (bootstrap_config)": (bootstrap_config(args.steps),), "curriculum": curriculum_stages(args.steps)}
+    spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos)
+    recipes = {"single stage": (single_stage_config(args.steps),), "curriculum (bootstrap)": bootstrap_stages(args.steps)}
     results = {}
     with tempfile.TemporaryDirectory(prefix="bootstrap-recipes-") as tmp:
         for name, stages in recipes.items():
-            results[name] = run(name.split()[0], stages, train_set, val_set, device, Path(tmp))
+            results[name] = run(name.split()[0], stages, spec, device, Path(tmp))
             print(f"{name}: {results[name]}", flush=True)
     print(f"\n{args.steps} steps each, {args.train_videos} training and {args.val_videos} validation videos, "
           f"{args.threads} threads on {device.device}")
     print(f"{'recipe':28} {'train s':>8} {'J&F mask':>9} {'J&F 3 clicks':>13} {'memory use':>11}")
     for name, r in results.items():
         print(f"{name:28} {r['train_s']:8.0f} {r['jf_mask']:9.3f} {r['jf_click3']:13.3f} {r['memory_use']:11.4f}")
-    base, cur = results["shipped (bootstrap_config)"], results["curriculum"]
-    print(f"\ncurriculum / shipped J&F (mask): {cur['jf_mask'] / base['jf_mask']:.2f}x; targets 0.85 (mask) and 0.75 (3 clicks)")
+    base, cur = results["single stage"], results["curriculum (bootstrap)"]
+    print(f"\ncurriculum / single stage J&F (mask): {cur['jf_mask'] / base['jf_mask']:.2f}x; targets 0.85 (mask) and 0.75 (3 clicks)")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def main() -> None:
         validation = data.get("validation", {})
         print(f"  command: {data.get('command')}")
         print(
-            f"  trained {data.get('train_config', {}).get('steps')} steps in {data.get('train_seconds', 0) / 60:.1f} min "
+            f"  trained {data.get('steps')} steps in {data.get('train_seconds', 0) / 60:.1f} min "
             f"({data.get('clips_per_second', 0):.2f} clips/s) on {data.get('device')} with {data.get('torch_threads')} threads"
         )
         print(

@@ -86,8 +86,7 @@ def retrain_model(
     from storage.model_registry import SqlModelRegistry
     from storage.training_data import SqlTrainingData
     from storage.training_runs import SqlTrainingRuns
-    from training.loop import TrainConfig
-    from training.retrain import retrain
+    from training.retrain import fine_tune_config, retrain
 
     res = resources(catalog_url, object_store_url)
     registry = SqlModelRegistry(res.catalog, res.store, Path(res.settings.model_cache_dir))
@@ -101,7 +100,7 @@ def retrain_model(
         runs=SqlTrainingRuns(res.catalog),
         data=SqlTrainingData(res.catalog, res.store),
         model_name=model,
-        config=TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 5 + 1), checkpoint_every=50, log_every=10),
+        config=fine_tune_config(model, steps, lr),
         work_dir=Path(work_dir) if work_dir else Path(res.settings.model_cache_dir).parent / "runs",
         device=choose_device(torch_threads=res.settings.torch_threads),
         include_sav_imports=include_sav_imports,

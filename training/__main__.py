@@ -1,7 +1,7 @@
 """``python -m training`` / ``torchrun --nproc_per_node N -m training``: training runs from the shell.
 
     torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
-    python -m training bootstrap --steps 2400 --run-dir runs/boot --ship
+    python -m training bootstrap --steps 12000 --run-dir runs/boot --ship
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -14,6 +14,7 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from engine.errors import DataEngineError
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     boot = sub.add_parser("bootstrap", help="train sam2-compact from scratch on synthetic videos")
-    boot.add_argument("--steps", type=int, default=1100)
+    boot.add_argument("--steps", type=int, default=None, help="training steps over both stages (default 12000)")
     boot.add_argument("--run-dir", type=Path, required=True, help="checkpoints and the trained model go here; resumes")
     boot.add_argument("--train-videos", type=int, default=64)
     boot.add_argument("--val-videos", type=int, default=8)
@@ -41,19 +42,21 @@ def main(argv: list[str] | None = None) -> int:
 def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
     from engine.model_loading import choose_device
     from engine.settings import load_settings
-    from training.bootstrap import BootstrapSpec, bootstrap_config, run_bootstrap, ship
+    from training.bootstrap import DEFAULT_STEPS, BootstrapSpec, bootstrap_stages, run_bootstrap, ship
     from training.distributed import process_group
 
     device = choose_device(args.device, torch_threads=load_settings().torch_threads)
     spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed)
-    config = bootstrap_config(args.steps)
+    stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):
         command = "python -m training " + shlex.join(argv) if world == 1 else f"torchrun --nproc_per_node {world} -m training " + shlex.join(argv)
 
-        def progress(step: int, steps: int, losses: dict[str, float]) -> None:
-            print(f"step {step}/{steps} loss {losses.get('loss', float('nan')):.3f} lr {losses.get('lr', 0):.2e}", flush=True)
+        began = time.monotonic()
 
-        result = run_bootstrap(spec, config, args.run_dir, device, command=command, progress=progress, rank=rank)
+        def progress(step: int, steps: int, losses: dict[str, float]) -> None:
+            print(f"[{time.monotonic() - began:7.0f} s] step {step}/{steps} loss {losses.get('loss', float('nan')):.3f} lr {losses.get('lr', 0):.2e}", flush=True)
+
+        result = run_bootstrap(spec, stages, args.run_dir, device, command=command, progress=progress, rank=rank)
         if result is None:
             return 0
         print(json.dumps(result.report["validation"], indent=2, sort_keys=True))

@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 from transformers import Sam2VideoModel
 
 from engine.bundled import REPORT_FILE, bundled_dir
+from engine.errors import ConfigError
 from engine.model_loading import DeviceChoice, LoadedModel, build_model
 from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.synthetic import SyntheticSpec, generate_video
@@ -36,6 +37,7 @@ from training.videos import TrainingVideo, synthetic_training_video
 
 BUNDLED_DIR = bundled_dir(COMPACT)
 REPORT_NAME = REPORT_FILE
+DEFAULT_STEPS = 10_000  # the shipped model's run (docs/training.md)
 VALIDATION_SEED_OFFSET = 1_000_000  # validation videos never share a seed with training videos
 
 
@@ -49,8 +51,8 @@ class BootstrapSpec:
     video: SyntheticSpec = field(default_factory=SyntheticSpec)
 
 
-def bootstrap_config(steps: int = 1100) -> TrainConfig:
-    """SAM 2's recipe, adjusted for training a small model from scratch on two CPU cores.
+def single_stage_config(steps: int = 1100) -> TrainConfig:
+    """The first bootstrap recipe: SAM 2's clips and prompts from the first step (the baseline).
 
     Measured on this machine (single-image overfitting, 60 steps): at SAM 2's fine-tuning
     weights (focal 20 : dice 1) a randomly initialised decoder first learns to call every pixel
@@ -60,6 +62,10 @@ def bootstrap_config(steps: int = 1100) -> TrainConfig:
     image steps (one frame, as SAM 2 mixes SA-1B images into video training), which cost an
     eighth of a clip and teach segmentation from prompts; corrective clicks are capped at 3 a
     frame (SAM 2: 7), since on two cores they cost as much as the rest of the step.
+
+    Trained alone it does not track (docs/training.md): the model learns to ignore its memory.
+    :func:`bootstrap_stages` is the recipe the bootstrap uses; this one is its last stage's base
+    and ``bench/bootstrap_recipes.py``'s baseline.
     """
     return TrainConfig(
         steps=steps,
@@ -73,37 +79,81 @@ def bootstrap_config(steps: int = 1100) -> TrainConfig:
     )
 
 
-def curriculum_stages(steps: int = 1200) -> tuple[TrainConfig, TrainConfig]:
-    """A candidate bootstrap recipe that gets the memory path used (not the default yet).
+# The image encoder learns at 30 % of the rate and the memory modules at 3x: trained at one rate,
+# the image encoder's features grow a hundredfold, memory attention's share of its output
+# shrinks as much and the model learns to ignore its memory (docs/training.md).
+BOOTSTRAP_LR_SCALES = (("vision_encoder", 0.3), ("memory_attention", 3.0), ("memory_encoder", 3.0))
+# Dice weighted like focal (see single_stage_config), and image features and memories kept
+# within a root-mean-square of 1: without the bound they grow until an object's mask is a
+# vanishing share of its memory and the model stops using memory (docs/training.md).
+BOOTSTRAP_LOSSES = LossWeights(dice=20.0, magnitude=1.0)
+# At 1e-3 (memory modules at 3e-3) whether the memory path takes off within the first few hundred
+# steps depended on the draw of clips: one run did, another with other training videos did not;
+# at 5e-4 it did (docs/training.md).
+BOOTSTRAP_LR = 5e-4
+# How sharply memory attention starts out looking at the same place in memory (init_for_tracking).
+LOCALITY = 2.0
 
-    Measured (docs/training.md): under :func:`bootstrap_config` the image encoder's features
-    grow a hundredfold, memory attention's share of its output shrinks as much, and the model
-    learns to ignore its memory. Here the image encoder trains at 30 % of the rate and the memory
-    modules at 3x (SAM 2 also gives its image encoder a rate of its own), and two thirds of the
-    steps are 2-frame clips prompted by a mask: the model's first job is to carry an object's
-    mask to the next frame, which only memory can do. The last third are SAM 2's 8-frame clips
-    and prompts. ``bench/bootstrap_recipes.py`` compares it with :func:`bootstrap_config`.
+
+def init_for_tracking(model: Sam2VideoModel, locality: float = LOCALITY) -> None:
+    """Start memory attention as "look where the object was": the bootstrap's initialisation.
+
+    Randomly initialised, memory attention attends almost uniformly over a memory frame's 256
+    positions, so the one to four tokens that carry a small object's mask are averaged away;
+    the decoder then learns a memory-free salient-object segmentation and the memory path never
+    recovers (docs/training.md). Here each cross-attention's query and key projections get one
+    constant bias vector (``locality`` in every channel) and weights shrunk tenfold, so at first
+    a query-key score is the rotary position encoding's kernel alone: a position attends to the
+    same position of every memory frame and its neighbours (at 2.0, 83 % of the weight within
+    one token). The previous masks are carried to where the object was from the first step, and
+    training learns motion and appearance on top. The weights stay loadable by any SAM 2 code:
+    only values change, not the architecture.
     """
-    scales = (("vision_encoder", 0.3), ("memory_attention", 3.0), ("memory_encoder", 3.0))
+    with torch.no_grad():
+        for layer in model.memory_attention.layers:
+            attention = layer.cross_attn_image
+            for projection in (attention.q_proj, attention.k_proj):
+                projection.weight.mul_(0.1)
+                projection.bias.fill_(locality)
+
+
+
+
+def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConfig]:
+    """The bootstrap recipe: a curriculum of two stages, ``steps`` in all.
+
+    The model starts from :func:`init_for_tracking` and trains under :data:`BOOTSTRAP_LOSSES`.
+    Two thirds of the steps are 2-frame clips prompted by a mask on the first frame: the model's
+    first job is to carry each object's mask to the next frame, which only memory can do, so the
+    memory path is learnt before a memory-free salient-object shortcut can take hold. The last
+    third are SAM 2's 8-frame clips and prompts (mask, click or box, corrective clicks), with a
+    share of single-frame steps for prompted segmentation. Both stages use
+    :data:`BOOTSTRAP_LR_SCALES`. ``bench/bootstrap_recipes.py`` compares it with
+    :func:`single_stage_config` for the same number of steps.
+    """
+    if steps < 2:
+        raise ConfigError(f"the bootstrap trains in two stages and needs at least 2 steps, got {steps}")
     first = max(1, round(steps * 2 / 3))
-    base = bootstrap_config(steps)
+    base = single_stage_config(steps)
     carry = replace(
         base,
         steps=first,
-        lr=1e-3,
+        lr=BOOTSTRAP_LR,
         warmup_steps=min(50, first),
         image_step_p=0.0,
         clips=ClipSpec(frames=2),
         prompts=PromptSpec(mask_p=1.0, click_p=0.0, max_cond_frames=1, correction_frames=0, corrections_per_frame=0),
-        lr_scales=scales,
+        losses=BOOTSTRAP_LOSSES,
+        lr_scales=BOOTSTRAP_LR_SCALES,
     )
     track = replace(
         base,
-        steps=max(1, steps - first),
-        lr=1e-3,
-        warmup_steps=min(20, max(1, steps - first)),
+        steps=steps - first,
+        lr=BOOTSTRAP_LR,
+        warmup_steps=min(20, steps - first),
         image_step_p=0.3,
-        lr_scales=scales,
+        losses=BOOTSTRAP_LOSSES,
+        lr_scales=BOOTSTRAP_LR_SCALES,
     )
     return carry, track
 
@@ -125,7 +175,7 @@ def synthetic_videos(spec: BootstrapSpec) -> tuple[list[TrainingVideo], list[Tra
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    train: TrainResult
+    stages: tuple[TrainResult, ...]
     evaluation: ModelEvaluation
     weights_dir: Path
     report: dict[str, Any]
@@ -133,7 +183,7 @@ class BootstrapResult:
 
 def run_bootstrap(
     spec: BootstrapSpec,
-    config: TrainConfig,
+    stages: Sequence[TrainConfig],
     run_dir: Path,
     device: DeviceChoice,
     *,
@@ -141,31 +191,44 @@ def run_bootstrap(
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     rank: int = 0,
 ) -> BootstrapResult | None:
-    """Train ``sam2-compact`` from scratch (resuming ``run_dir``), validate, and save it to ``run_dir/model``.
+    """Train ``sam2-compact`` from scratch through ``stages`` in turn, validate, and save it to ``run_dir/model``.
 
-    Under torchrun every rank trains; only rank 0 saves and validates (the others return None).
+    Each stage keeps its checkpoints in ``run_dir/stage-N``; started again after a kill, finished
+    stages only reload their last weights and the interrupted one resumes. Under torchrun every
+    rank trains; only rank 0 saves and validates (the others return None).
     """
+    if not stages:
+        raise ConfigError("the bootstrap needs at least one training stage")
     began = time.perf_counter()
     train_set, val_set = synthetic_videos(spec)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(stages[0].seed)
         model = Sam2VideoModel(sam2_compact_config())
-    result = train(model, train_set, config, run_dir, device, progress=progress)
+    init_for_tracking(model)
+    results = [
+        train(model, train_set, config, run_dir / f"stage-{i}", device, progress=progress) for i, config in enumerate(stages)
+    ]
     if rank != 0:
         return None
     weights_dir = run_dir / "model"
     save_model(model, weights_dir)
     loaded = load_trained(weights_dir, device)
     evaluation = evaluate_model(loaded, val_set)
+    seconds = sum(r.seconds for r in results)
+    clips = sum(r.clips_per_second * r.seconds for r in results if r.seconds > 0)
     report = {
         "model": COMPACT,
         "command": command,
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": {**asdict(spec), "video": asdict(spec.video)},
-        "train_config": config.to_json(),
-        "train_seconds": result.seconds,
-        "clips_per_second": result.clips_per_second,
-        "final_loss": result.final_loss,
+        "init": {"memory_attention_locality": LOCALITY},
+        "train_stages": [config.to_json() for config in stages],
+        "steps": sum(config.steps for config in stages),
+        "train_seconds": seconds,
+        "clips_per_second": clips / seconds if seconds > 0 else None,
+        "stage_seconds": [r.seconds for r in results],
+        "stage_clips_per_second": [r.clips_per_second for r in results],
+        "final_loss": results[-1].final_loss,
         "validation": evaluation.metrics(),
         "validation_per_video": evaluation.per_video,
         "total_seconds": time.perf_counter() - began,
@@ -173,7 +236,7 @@ def run_bootstrap(
         "torch_threads": torch.get_num_threads(),
     }
     _write_json(weights_dir / REPORT_NAME, report)
-    return BootstrapResult(result, evaluation, weights_dir, report)
+    return BootstrapResult(tuple(results), evaluation, weights_dir, report)
 
 
 def save_model(model: Sam2VideoModel, directory: Path) -> None:

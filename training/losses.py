@@ -27,6 +27,11 @@ class LossWeights:
     occlusion: float = 1.0
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
+    # Not one of SAM 2's losses: a penalty on image features and memories whose root-mean-square
+    # exceeds ``magnitude_limit`` (squared excess, summed). Training from scratch without it, the
+    # features grow a hundredfold and drown each object's mask in its memory (docs/training.md).
+    magnitude: float = 0.0
+    magnitude_limit: float = 1.0
 
 
 def clip_loss(
@@ -56,6 +61,10 @@ def clip_loss(
             for name, value in terms.items():
                 total = total + getattr(weights, name) * value / objects
                 parts[name] += float(value.detach()) / objects
+    if weights.magnitude and getattr(predictions, "feature_rms", None):
+        excess = sum(torch.relu(rms - weights.magnitude_limit) ** 2 for rms in predictions.feature_rms)
+        total = total + weights.magnitude * excess
+        parts["magnitude"] = float(excess.detach())
     return total, parts
 
 

@@ -55,6 +55,20 @@ class FramePrediction:
     from_mask_prompt: bool = False  # the frame's output is the prompt mask itself: nothing to learn
 
 
+class ClipPredictions(list):
+    """A clip's :class:`FramePrediction` list, plus the magnitudes the training loss may bound.
+
+    ``feature_rms`` holds the root-mean-square of each image-encoder feature level (the raw FPN
+    outputs) and of each frame's memory-encoder output, with gradients: trained from scratch,
+    these grow until an object's mask is a vanishing share of its memory (docs/training.md), so
+    the bootstrap's loss penalises them beyond a limit (:class:`training.losses.LossWeights`).
+    """
+
+    def __init__(self, predictions: list[FramePrediction] = (), feature_rms: list[torch.Tensor] = ()) -> None:
+        super().__init__(predictions)
+        self.feature_rms = list(feature_rms)
+
+
 class _MemoryBank:
     """What ``Sam2VideoModel``'s memory helpers read from an inference session, and nothing else.
 
@@ -88,8 +102,25 @@ class Sam2Trainer(nn.Module):
         masks: torch.Tensor,
         prompts: ClipPrompts,
         generator: torch.Generator,
-    ) -> list[FramePrediction]:
+    ) -> ClipPredictions:
         """``pixels`` (T, 3, S, S) and target ``masks`` (T, K, S, S); predictions in processing order."""
+        seen: list[torch.Tensor] = []
+        hooks = [
+            self.model.vision_encoder.register_forward_hook(lambda _m, _i, out: seen.extend(out.fpn_hidden_states)),
+            self.model.memory_encoder.register_forward_hook(lambda _m, _i, out: seen.append(out[0])),
+        ]
+        try:
+            predictions = self._clip(pixels, masks, prompts, generator)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        # Measured once the clip is done: the video model adds its occlusion embedding to a
+        # memory in place after the encoder returns it.
+        return ClipPredictions(predictions, [_rms(tensor) for tensor in seen])
+
+    def _clip(
+        self, pixels: torch.Tensor, masks: torch.Tensor, prompts: ClipPrompts, generator: torch.Generator
+    ) -> list[FramePrediction]:
         model = self.model
         frame_count, objects = masks.shape[0], masks.shape[1]
         vision = model.get_image_features(pixels, return_dict=True)
@@ -255,3 +286,7 @@ class Sam2Trainer(nn.Module):
         weight = appearing.to(pointer.dtype)
         pointer = weight * pointer + (1 - weight) * model.no_object_pointer
         return HeadOutput(multimask_logits, iou_scores, object_score_logits, best_low, best_high, pointer)
+
+
+def _rms(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float().pow(2).mean().sqrt()

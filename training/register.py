@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ def register_bootstrap(
     registry: ModelRegistry,
     runs: TrainingRunLog,
     spec: BootstrapSpec,
-    config: TrainConfig,
+    stages: Sequence[TrainConfig],
     run_dir: Path,
     device: DeviceChoice,
     *,
@@ -62,9 +62,10 @@ def register_bootstrap(
 ) -> BootstrapOutcome:
     """Train the bootstrap model (resuming ``run_dir``), record the run, register and gate the version."""
     dataset = {"kind": "synthetic-bootstrap", **asdict(spec), "video": asdict(spec.video)}
-    run = runs.start(COMPACT, config.to_json(), dataset)
+    steps = sum(config.steps for config in stages)
+    run = runs.start(COMPACT, {"stages": [config.to_json() for config in stages]}, dataset)
     try:
-        result = run_bootstrap(spec, config, run_dir, device, command=f"dataengine train --bootstrap --steps {config.steps}", progress=progress)
+        result = run_bootstrap(spec, stages, run_dir, device, command=f"dataengine train --bootstrap --steps {steps}", progress=progress)
         if result is None:
             raise RuntimeError("run_bootstrap returned nothing in a single-process run")
         metrics = _recordable({**result.evaluation.metrics(), VALIDATION_SET_KEY: synthetic_validation_digest(spec)})
@@ -75,7 +76,7 @@ def register_bootstrap(
             result.weights_dir,
             training_run_id=run.id,
             metrics=metrics,
-            note=f"bootstrap: {config.steps} steps on {spec.train_videos} synthetic videos",
+            note=f"bootstrap: {steps} steps on {spec.train_videos} synthetic videos",
         )
         runs.succeed(run.id)
     except BaseException as err:

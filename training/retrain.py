@@ -25,10 +25,12 @@ from engine.model_loading import DeviceChoice, LoadedModel, build_model
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.training_data import TrainingDataSource, TrainingRunLog
-from training.bootstrap import BUNDLED_DIR, load_trained, save_model
+from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, load_trained, save_model
 from training.dataset import build_datasets
 from training.evaluate import ModelEvaluation, evaluate_model, phase3_seconds_per_frame
 from training.loop import TrainConfig, train
+from training.losses import LossWeights
+from training.prompts import PromptSpec
 from training.promotion import DEFAULT_MARGIN, PromotionDecision, apply_promotion, champion_of, decide_for_version
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,42 @@ class RetrainOutcome:
         before, after = self.before.get("val_jf", math.nan), self.after.get("val_jf", math.nan)
         verdict = "promoted to champion" if self.promoted else "kept as challenger"
         return f"{self.version.ref}: validation J&F {before:.3f} -> {after:.3f}; {verdict} ({self.decision.reason})"
+
+
+# SAM 2.1's fine-tuning recipe gives the image encoder 3e-6 against 5e-6 for the rest.
+SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
+
+
+def fine_tune_config(model_name: str, steps: int, lr: float = 2e-4) -> TrainConfig:
+    """The settings of one retraining round of ``model_name``: the recipe it was trained under.
+
+    ``sam2-compact`` was bootstrapped with dice weighted like focal, bounded feature magnitudes
+    and its image encoder at a lower rate than its memory modules (:mod:`training.bootstrap`); fine-tuning it under SAM 2's
+    20 : 1 weights at one rate would pull it away from what it learnt (a focal-dominated loss
+    shrinks masks; a fast image encoder drowns the memory, docs/training.md). Real SAM 2.1
+    checkpoints get SAM 2's own fine-tuning losses and rates.
+    """
+    warmup = min(20, steps // 5 + 1)
+    if model_name == COMPACT:
+        return TrainConfig(
+            steps=steps,
+            lr=lr,
+            warmup_steps=warmup,
+            checkpoint_every=50,
+            log_every=10,
+            prompts=PromptSpec(corrections_per_frame=3),
+            losses=BOOTSTRAP_LOSSES,
+            lr_scales=BOOTSTRAP_LR_SCALES,
+        )
+    return TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=warmup,
+        checkpoint_every=50,
+        log_every=10,
+        losses=LossWeights(),
+        lr_scales=(("vision_encoder", SAM2_IMAGE_ENCODER_LR_SCALE),),
+    )
 
 
 def retrain(

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 def train_command(
     bootstrap: bool = typer.Option(False, "--bootstrap", help="train sam2-compact from scratch on synthetic videos"),
     model: str = typer.Option("sam2-compact", "--model", help="the model to retrain (its champion is the starting point)"),
-    steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 1100 bootstrap, 300 retrain"),
+    steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 12000 bootstrap, 300 retrain"),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="checkpoints go here; an interrupted run resumes from it"),
     margin: float = typer.Option(0.01, "--margin", help="promotion gate: how much worse than the champion is tolerated"),
     include_sav: bool = typer.Option(False, "--include-sav", help="also train on imported SA-V annotations"),
@@ -48,13 +48,13 @@ def train_command(
         registry = SqlModelRegistry(ctx.catalog, ctx.store, Path(ctx.settings.model_cache_dir))
         runs = SqlTrainingRuns(ctx.catalog)
         if bootstrap:
-            from training.bootstrap import BootstrapSpec, bootstrap_config
+            from training.bootstrap import DEFAULT_STEPS, BootstrapSpec, bootstrap_stages
             from training.register import register_bootstrap
 
             spec = BootstrapSpec(train_videos=train_videos, val_videos=val_videos)
             folder = run_dir or DEFAULT_RUNS / "bootstrap"
             outcome = register_bootstrap(
-                registry, runs, spec, bootstrap_config(steps or 1100), folder, chosen, margin=margin, progress=_progress
+                registry, runs, spec, bootstrap_stages(steps or DEFAULT_STEPS), folder, chosen, margin=margin, progress=_progress
             )
             typer.echo(outcome.summary())
             if ship:
@@ -62,15 +62,14 @@ def train_command(
 
                 typer.echo(f"shipped to {ship_model(outcome.weights_dir)}")
             return
-        from training.loop import TrainConfig
-        from training.retrain import retrain
+        from training.retrain import fine_tune_config, retrain
 
         outcome = retrain(
             registry=registry,
             runs=runs,
             data=SqlTrainingData(ctx.catalog, ctx.store),
             model_name=model,
-            config=TrainConfig(steps=steps or 300, lr=2e-4, warmup_steps=20, checkpoint_every=50, log_every=25),
+            config=fine_tune_config(model, steps or 300),
             work_dir=run_dir or DEFAULT_RUNS,
             device=chosen,
             include_sav_imports=include_sav,

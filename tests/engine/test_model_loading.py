@@ -46,7 +46,10 @@ def _fake_hub_cache(root: Path, repo_id: str, checkpoint: Path) -> Path:
     return root
 
 
-def test_compact_is_a_three_million_parameter_sam2_that_says_it_is_untrained(caplog: pytest.LogCaptureFixture) -> None:
+def test_compact_is_a_three_million_parameter_sam2_that_says_it_is_untrained(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engine.bundled.WEIGHTS_ROOT", tmp_path)  # as in a checkout without the shipped model
     with caplog.at_level(logging.WARNING, logger="engine.model_loading"):
         model = build_model(COMPACT, device=CPU)
     assert isinstance(model.module, Sam2VideoModel)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.losses import LossWeights, clip_loss
-from training.model import FramePrediction, HeadOutput
+from training.model import ClipPredictions, FramePrediction, HeadOutput
 
 LN2 = math.log(2)
 
@@ -114,3 +114,17 @@ def test_losses_are_summed_over_steps_and_frames_and_divided_by_objects() -> Non
 def test_a_mask_prompted_frame_has_nothing_to_learn() -> None:
     total, parts = clip_loss([FramePrediction(0, [], from_mask_prompt=True)], ONE_PIXEL)
     assert total.item() == 0 and not any(parts.values())
+
+
+def test_the_magnitude_penalty_bounds_features_beyond_the_limit_and_is_off_by_default() -> None:
+    predictions = ClipPredictions([frame(0, head([[[0.0, 0.0], [0.0, 0.0]]], [0.3], 0.0))])
+    small, large = torch.tensor(0.5, requires_grad=True), torch.tensor(3.0, requires_grad=True)
+    predictions.feature_rms = [small, large]
+    plain, parts = clip_loss(predictions, ONE_PIXEL)
+    assert "magnitude" not in parts
+
+    bounded, parts = clip_loss(predictions, ONE_PIXEL, LossWeights(magnitude=0.5, magnitude_limit=1.0))
+    assert parts["magnitude"] == pytest.approx(4.0)  # (3 - 1)^2; 0.5 is within the limit
+    assert float((bounded - plain).detach()) == pytest.approx(2.0)
+    bounded.backward()
+    assert small.grad == 0 and large.grad == pytest.approx(2.0)  # 0.5 * 2 * (3 - 1)

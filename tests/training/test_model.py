@@ -222,3 +222,16 @@ def test_objects_batched_together_get_what_each_gets_alone(kind: PromptKind, cen
     # The clip's loss is the mean over its objects (SAM 2 divides by the number of objects).
     torch.testing.assert_close(loss_together, torch.stack(losses_alone).mean(), atol=1e-4, rtol=1e-5)
 
+
+
+def test_the_trainer_reports_feature_and_memory_magnitudes_with_their_gradients() -> None:
+    video = tiny_video(8, frames=3)
+    model = small_model()
+    clip = make_clip(video, [0, 1, 2], [video.masklets[0].object_id], model.image_size)
+    predictions = Sam2Trainer(model).train()(clip.pixels, clip.masks, ClipPrompts(PromptKind.MASK, (0,), (), 0), torch.Generator())
+    levels = len(model.backbone_feature_sizes)
+    assert len(predictions.feature_rms) == levels + 3  # every feature level, then one memory per frame
+    assert all(float(rms) > 0 for rms in predictions.feature_rms)
+    sum(predictions.feature_rms).backward()
+    for module in ("vision_encoder", "memory_encoder"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith(module))

@@ -15,13 +15,13 @@ from engine.segmenter_config import COMPACT, sam2_compact_config
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
-from training.bootstrap import save_model
+from training.bootstrap import BOOTSTRAP_LR_SCALES, save_model
 from training.clips import ClipSpec
 from training.dataset import build_datasets, reserve_validation_videos
 from training.loop import TrainConfig
 from training.promotion import CHALLENGER, PROMOTION_KEY
 from training.prompts import PromptSpec
-from training.retrain import retrain
+from training.retrain import fine_tune_config, retrain
 from tests.training.catalog_state import CatalogState, make_state, synthesize_videos
 from tests.training.tiny import CPU
 
@@ -135,3 +135,11 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     assert [v.version for v in registry.list(COMPACT)] == [parent.version]
     assert registry.aliases(COMPACT) == {CHAMPION: parent.version}
     assert registry.get(COMPACT, parent.version).metrics == {"val_jf": 0.5, "validation_digest": digest}
+
+
+def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> None:
+    compact = fine_tune_config(COMPACT, 40)
+    assert compact.losses.dice == 20.0 and compact.lr_scales == BOOTSTRAP_LR_SCALES and compact.steps == 40
+    real = fine_tune_config("facebook/sam2.1-hiera-tiny", 40, lr=5e-6)
+    assert (real.losses.focal, real.losses.dice) == (20.0, 1.0) and real.lr == 5e-6
+    assert dict(real.lr_scales)["vision_encoder"] < 1

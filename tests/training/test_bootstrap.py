@@ -1,0 +1,122 @@
+"""The bootstrap: its two-stage recipe, a run that trains, validates, resumes and registers, and
+the shipped checkpoint that ``sam2-compact`` loads out of the box."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import Sam2VideoModel
+
+from engine.errors import ConfigError
+from engine.model_loading import build_model
+from engine.model_registry import CHAMPION
+from engine.segmenter_config import COMPACT, sam2_compact_config
+from storage.catalog import Catalog
+from storage.model_registry import SqlModelRegistry
+from storage.objects import LocalObjectStore
+from storage.training_runs import SqlTrainingRuns
+from training.bootstrap import BOOTSTRAP_LR_SCALES, BootstrapSpec, bootstrap_stages, init_for_tracking, run_bootstrap, ship
+from training.clips import ClipSpec
+from training.loop import TrainConfig
+from training.prompts import PromptSpec
+from training.register import register_bootstrap
+from tests.training.tiny import CPU, same_parameters, tiny_spec
+
+# Two tiny videos to train on, one to validate on; two stages of two steps each.
+SPEC = BootstrapSpec(train_videos=2, val_videos=1, seed=5, video=tiny_spec(objects=2, frames=6))
+STAGES = (
+    TrainConfig(steps=2, lr=1e-3, warmup_steps=0, checkpoint_every=1, clips=ClipSpec(frames=2), prompts=PromptSpec(mask_p=1.0, click_p=0.0)),
+    TrainConfig(steps=2, lr=1e-3, warmup_steps=0, checkpoint_every=1, clips=ClipSpec(frames=3), prompts=PromptSpec(corrections_per_frame=1)),
+)
+
+
+def test_the_recipe_carries_masks_on_two_frame_clips_first_then_trains_on_sam2_clips() -> None:
+    carry, track = bootstrap_stages(12_000)
+    assert (carry.steps, track.steps) == (8_000, 4_000) and carry.lr == track.lr == 5e-4
+    assert carry.clips.frames == 2 and carry.image_step_p == 0.0
+    assert (carry.prompts.mask_p, carry.prompts.max_cond_frames, carry.prompts.corrections_per_frame) == (1.0, 1, 0)
+    assert track.clips.frames == 8 and track.prompts.mask_p == 0.5 and track.image_step_p > 0
+    assert carry.lr_scales == track.lr_scales == BOOTSTRAP_LR_SCALES
+    assert dict(BOOTSTRAP_LR_SCALES)["vision_encoder"] < 1 < dict(BOOTSTRAP_LR_SCALES)["memory_attention"]
+    with pytest.raises(ConfigError, match="at least 2 steps"):
+        bootstrap_stages(1)
+
+
+def test_a_bootstrap_run_trains_its_stages_in_turn_validates_and_resumes_without_retraining(tmp_path: Path) -> None:
+    result = run_bootstrap(SPEC, STAGES, tmp_path / "run", CPU, command="python -m training bootstrap --steps 4")
+    assert result is not None
+    assert [(r.steps, r.resumed_from) for r in result.stages] == [(2, 0), (2, 0)]
+    report = json.loads((result.weights_dir / "bootstrap.json").read_text())
+    assert report["command"] == "python -m training bootstrap --steps 4" and report["steps"] == 4
+    assert [stage["clips"]["frames"] for stage in report["train_stages"]] == [2, 3]
+    assert len(report["stage_seconds"]) == 2 and report["clips_per_second"] > 0
+    for protocol in ("val_jf_mask", "val_jf_click1", "val_jf_click3"):
+        assert 0.0 <= report["validation"][protocol] <= 1.0
+    trained = Sam2VideoModel.from_pretrained(result.weights_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(STAGES[0].seed)
+        scratch = Sam2VideoModel(trained.config)
+    assert same_parameters(trained, scratch) != []  # the stages did train
+
+    # Started again on the same folder: every stage is already done, the same weights come out.
+    again = run_bootstrap(SPEC, STAGES, tmp_path / "run", CPU, command="again")
+    assert again is not None and [(r.steps, r.resumed_from) for r in again.stages] == [(2, 2), (2, 2)]
+    assert same_parameters(trained, Sam2VideoModel.from_pretrained(again.weights_dir)) == []
+
+
+def test_a_shipped_bootstrap_is_what_sam2_compact_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_bootstrap(SPEC, STAGES[:1], tmp_path / "run", CPU, command="c")
+    assert result is not None
+    monkeypatch.setattr("engine.bundled.WEIGHTS_ROOT", tmp_path / "weights")
+    assert not build_model(COMPACT, device=CPU).pretrained  # nothing shipped: random initialisation
+
+    shipped = ship(result.weights_dir, tmp_path / "weights" / COMPACT)
+    assert sorted(p.name for p in shipped.iterdir()) == ["bootstrap.json", "config.json", "model.safetensors"]
+    loaded = build_model(COMPACT, device=CPU)
+    assert loaded.pretrained and "bundled bootstrap checkpoint" in loaded.origin
+    assert same_parameters(loaded.module, Sam2VideoModel.from_pretrained(result.weights_dir)) == []
+    assert not build_model(COMPACT, device=CPU, random_weights=True).pretrained
+
+
+def test_a_registered_bootstrap_records_its_stages_and_becomes_the_first_champion(
+    sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
+    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    runs = SqlTrainingRuns(sqlite_catalog)
+    outcome = register_bootstrap(registry, runs, SPEC, STAGES, tmp_path / "run", CPU, margin=0.01)
+
+    run = runs.get(outcome.version.training_run_id)
+    assert run.status == "succeeded" and [stage["steps"] for stage in run.config["stages"]] == [2, 2]
+    assert run.dataset["kind"] == "synthetic-bootstrap" and run.dataset["train_videos"] == 2
+    assert outcome.decision.promote and registry.aliases(COMPACT)[CHAMPION] == outcome.version.version
+    assert "4 steps" in outcome.version.note and 0.0 <= outcome.metrics["val_jf_mask"] <= 1.0
+
+
+def test_memory_attention_starts_by_looking_where_the_object_was() -> None:
+    """After init_for_tracking, a memory token changes the output mostly at its own position."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Sam2VideoModel(sam2_compact_config())
+    side = model.backbone_feature_sizes[-1][0]
+
+    def influence() -> torch.Tensor:
+        attention = model.memory_attention.eval()
+        generator = torch.Generator().manual_seed(1)  # small features and memories, as at initialisation
+        current = torch.randn(side * side, 1, attention.layers[0].cross_attn_image.hidden_size, generator=generator) * 0.1
+        memory = torch.randn(side * side, 1, 64, generator=generator) * 0.1
+        positions = torch.zeros_like(memory)
+        with torch.no_grad():
+            base = attention(current_vision_features=current, memory=memory, memory_posision_embeddings=positions)
+            memory[5 * side + 7] += 0.5  # one marked token at row 5, column 7
+            marked = attention(current_vision_features=current, memory=memory, memory_posision_embeddings=positions)
+        return (marked - base).abs().sum(dim=-1).reshape(side, side)
+
+    before = influence()
+    init_for_tracking(model)
+    after = influence()
+    assert divmod(int(after.argmax()), side) == (5, 7)
+    share = lambda grid: float(grid[4:7, 6:9].sum() / grid.sum())  # noqa: E731 - within one token
+    assert share(after) > 0.5 > share(before)
