@@ -104,7 +104,7 @@ def main() -> None:
         verified = drain_in_threads(steps)
         print(f"verification: {len(verified)} tasks in {time.perf_counter() - started:.0f} s wall clock")
         if isinstance(models, RegistrySegmenterSource) and models.fallback_used:
-            print("model: the registry is empty, so sam2-compact ran with RANDOM weights (masks meaningless)")
+            print(f"model: the registry is empty, so the embedded model ran: {models.fallback_description}")
 
         rows = phase_metrics(catalog)
         print()

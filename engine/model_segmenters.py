@@ -4,7 +4,8 @@
 :mod:`engine.video_session`. :class:`RegistrySegmenterSource` asks the model registry for the
 model before every task (the bare name: the champion, else the newest version), so a
 promotion is picked up by the next task; with an empty registry it falls back to the
-embedded ``sam2-compact`` with random weights, and says so.
+embedded ``sam2-compact`` (the shipped bootstrap checkpoint, or random weights in a checkout
+without one), and says which.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class RegistrySegmenterSource:
         self._device = device
         self._lock = threading.Lock()
         self._loaded: ModelSegmenters | None = None
-        self.fallback_used = False  # True once a task ran on the random-init fallback
+        self.fallback_used = False  # True once a task ran on the embedded, unregistered sam2-compact
+        self.fallback_description: str | None = None  # which: the bundled checkpoint or random weights
 
     def segmenters(self, truth: Masklet | None = None) -> ModelSegmenters:
         version = self._current_version()
@@ -143,14 +145,19 @@ class RegistrySegmenterSource:
     def _load(self, version: ModelVersion | None) -> ModelSegmenters:
         if version is None:
             self.fallback_used = True
-            log.warning(
-                "no %s in the model registry: annotating with the embedded %s, randomly initialised "
-                "(masks are meaningless until a trained version is registered)",
-                self._ref,
-                COMPACT,
-            )
             video = build_model(COMPACT, task="video", device=self._device)
-            description = f"{COMPACT} (random initialisation, not registered)"
+            if video.pretrained:
+                description = f"{COMPACT} (bundled bootstrap checkpoint, not registered)"
+                log.info("no %s in the model registry: annotating with the bundled %s bootstrap checkpoint", self._ref, COMPACT)
+            else:
+                description = f"{COMPACT} (random initialisation, not registered)"
+                log.warning(
+                    "no %s in the model registry: annotating with the embedded %s, randomly initialised "
+                    "(masks are meaningless until a trained version is registered)",
+                    self._ref,
+                    COMPACT,
+                )
+            self.fallback_description = description
         else:
             assert self._registry is not None
             video = build_model(self._registry.weights_dir(version), task="video", device=self._device)

@@ -76,8 +76,9 @@ class SegmenterSource(Protocol):
     """Where each task gets its model from.
 
     ``truth`` is the object's ground truth where there is one; only simulated models read it.
-    ``fallback_used`` tells whether a task ran on the random-init embedded model because the
-    registry had none, so commands can say so.
+    ``fallback_used`` tells whether a task ran on the embedded ``sam2-compact`` (the shipped
+    bootstrap checkpoint, or random weights without one) because the registry had none, so
+    commands can say so.
     """
 
     @property

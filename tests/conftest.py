@@ -154,3 +154,15 @@ def shared_videos() -> Path:
     if not SHARED_VIDEOS.is_dir() or not any(SHARED_VIDEOS.glob("*.mp4")):
         pytest.skip(f"real videos not found at {SHARED_VIDEOS} (a clone without ../shared)")
     return SHARED_VIDEOS
+
+
+@pytest.fixture
+def no_bundled_model(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``sam2-compact`` as in a checkout without the shipped bootstrap checkpoint: random weights.
+
+    For tests of the model path's mechanics whose counts (candidates kept, what a grid of
+    prompts finds) follow from the weights: pinned to seeded random weights, they do not change
+    whenever the shipped model is retrained. Loading the shipped checkpoint has its own tests
+    (tests/training/test_bootstrap.py).
+    """
+    monkeypatch.setattr("engine.bundled.WEIGHTS_ROOT", tmp_path_factory.mktemp("no-bundled-model"))

@@ -121,6 +121,7 @@ def _report(outcomes: Sequence[Outcome], done: str, models: SegmenterSource) -> 
         fate = "will be retried" if outcome.will_retry else "dead letter"
         typer.echo(f"task {outcome.task_id} ({outcome.queue.value}) failed, {fate}: {outcome.error}", err=True)
     if models.fallback_used:
-        typer.echo("note: no model in the registry; the embedded sam2-compact ran with random weights", err=True)
+        ran = getattr(models, "fallback_description", None) or "the embedded sam2-compact"
+        typer.echo(f"note: no model in the registry; ran {ran}", err=True)
     if failed:
         raise typer.Exit(1)

@@ -44,7 +44,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def video_model() -> LoadedModel:
-    return build_model(COMPACT, device=CPU)
+    return build_model(COMPACT, device=CPU, random_weights=True)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def sharp_image_model() -> Iterator[LoadedModel]:
     Random weights give logits within +-0.003, so every stability score is 0 and the stability
     threshold would have nothing to tell apart; scaled, the scores spread over about 0.1-0.75.
     """
-    model = build_model(COMPACT, task="image", device=CPU)
+    model = build_model(COMPACT, task="image", device=CPU, random_weights=True)
     hook = model.module.mask_decoder.register_forward_hook(lambda _m, _i, out: (out[0] * 3000, *out[1:]))
     yield model
     hook.remove()

@@ -34,7 +34,7 @@ def registry(sqlite_catalog: Catalog, tmp_path: Path) -> SqlModelRegistry:
 
 
 def register_random_compact(registry: SqlModelRegistry, folder: Path, seed: int):
-    model = build_model(COMPACT, task="video", device=CPU, seed=seed)
+    model = build_model(COMPACT, task="video", device=CPU, seed=seed, random_weights=True)
     model.module.save_pretrained(folder)
     return registry.register(COMPACT, model.module.config.to_dict(), folder)
 
@@ -43,11 +43,25 @@ def test_the_default_model_is_the_embedded_one() -> None:
     assert DEFAULT_MODEL == COMPACT
 
 
+@pytest.mark.usefixtures("no_bundled_model")
 def test_an_empty_registry_falls_back_to_a_random_sam2_compact_and_says_so(registry: SqlModelRegistry) -> None:
     source = RegistrySegmenterSource(registry, device=CPU)
     segmenters = source.segmenters()
     assert segmenters.model_version_id is None and source.fallback_used
-    assert "random" in segmenters.description
+    assert segmenters.description == source.fallback_description == "sam2-compact (random initialisation, not registered)"
+    assert not segmenters.video.pretrained
+
+
+def test_with_a_shipped_bootstrap_an_empty_registry_falls_back_to_it(
+    registry: SqlModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = build_model(COMPACT, task="video", device=CPU, seed=3, random_weights=True)
+    shipped.module.save_pretrained(tmp_path / "weights" / COMPACT)
+    monkeypatch.setattr("engine.bundled.WEIGHTS_ROOT", tmp_path / "weights")
+    source = RegistrySegmenterSource(registry, device=CPU)
+    segmenters = source.segmenters()
+    assert source.fallback_used and segmenters.description == "sam2-compact (bundled bootstrap checkpoint, not registered)"
+    assert segmenters.video.pretrained and "bundled bootstrap checkpoint" in segmenters.video.origin
 
 
 def test_another_missing_model_is_an_error_not_a_fallback(registry: SqlModelRegistry) -> None:

@@ -23,6 +23,8 @@ from storage.schema import MaskletRow, VerificationRow
 from storage.task_queue import TaskQueue
 from tests.engine.segment_fixtures import ingest_tiny, one_torch_thread
 
+pytestmark = pytest.mark.usefixtures("no_bundled_model")  # counts follow from the weights: pinned random ones
+
 SMALL_GRID = ["--points-per-side", "3", "--crop-layers", "0", "--min-predicted-iou", "0", "--min-stability", "0"]
 
 

@@ -128,5 +128,5 @@ class RecordingSegmenters:
 @pytest.fixture(scope="session")
 def compact() -> ModelSegmenters:
     """The embedded sam2-compact, randomly initialised, on CPU: the real model path, meaningless masks."""
-    video = build_model(COMPACT, task="video", device=CPU)
+    video = build_model(COMPACT, task="video", device=CPU, random_weights=True)
     return ModelSegmenters(video, image_model_from(video), None, "sam2-compact (random, tests)")

@@ -30,6 +30,8 @@ from storage.catalog import Catalog
 from storage.schema import MaskletRow, VerificationRow
 from tests.phases.test_workers import Engine, make_engine
 
+pytestmark = pytest.mark.usefixtures("no_bundled_model")  # counts follow from the weights: pinned random ones
+
 PERFECT = ModelQuality(mask_side=256, image_errors=0.0, drift_per_frame=0.0, ghost_chance=0.0, lost_chance=0.0)
 AWFUL = ModelQuality(mask_side=256, image_errors=6.0, drift_per_frame=4.0, ghost_chance=1.0, lost_chance=1.0)
 

@@ -20,6 +20,8 @@ from storage.model_registry import SqlModelRegistry
 from tests.engine.sam_fixtures import CPU
 from tests.engine.segment_fixtures import ingest_tiny, one_torch_thread
 
+pytestmark = pytest.mark.usefixtures("no_bundled_model")  # counts follow from the weights: pinned random ones
+
 SMALL = AutoMaskConfig(grid_sides=(3,), min_predicted_iou=0.0, min_stability=0.0, max_candidates=2)
 
 

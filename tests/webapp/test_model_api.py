@@ -19,7 +19,7 @@ from storage.catalog import Catalog
 from tests.engine.sam_fixtures import CPU
 from tests.webapp.conftest import build_site, claim
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_bundled_model")]  # the registry is empty: pinned random weights
 
 
 def test_sam2_compact_serves_the_phase_3_tools(sqlite_catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
