@@ -1,7 +1,7 @@
 """``python -m training`` / ``torchrun --nproc_per_node N -m training``: training runs from the shell.
 
     torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
-    python -m training bootstrap --steps 12000 --run-dir runs/boot --ship
+    python -m training bootstrap --steps 8000 --run-dir runs/boot --ship
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     boot = sub.add_parser("bootstrap", help="train sam2-compact from scratch on synthetic videos")
-    boot.add_argument("--steps", type=int, default=None, help="training steps over both stages (default 12000)")
+    boot.add_argument("--steps", type=int, default=None, help="training steps over both stages (default 8000)")
     boot.add_argument("--run-dir", type=Path, required=True, help="checkpoints and the trained model go here; resumes")
     boot.add_argument("--train-videos", type=int, default=64)
     boot.add_argument("--val-videos", type=int, default=8)

@@ -37,7 +37,7 @@ from training.videos import TrainingVideo, synthetic_training_video
 
 BUNDLED_DIR = bundled_dir(COMPACT)
 REPORT_NAME = REPORT_FILE
-DEFAULT_STEPS = 10_000  # the shipped model's run (docs/training.md)
+DEFAULT_STEPS = 8_000  # the shipped model's run (docs/training.md)
 VALIDATION_SEED_OFFSET = 1_000_000  # validation videos never share a seed with training videos
 
 
@@ -123,17 +123,18 @@ def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConf
     """The bootstrap recipe: a curriculum of two stages, ``steps`` in all.
 
     The model starts from :func:`init_for_tracking` and trains under :data:`BOOTSTRAP_LOSSES`.
-    Two thirds of the steps are 2-frame clips prompted by a mask on the first frame: the model's
+    Five sixths of the steps are 2-frame clips prompted by a mask on the first frame: the model's
     first job is to carry each object's mask to the next frame, which only memory can do, so the
     memory path is learnt before a memory-free salient-object shortcut can take hold. The last
-    third are SAM 2's 8-frame clips and prompts (mask, click or box, corrective clicks), with a
+    sixth (about as long in time: a step costs four to five times as much on two cores) are SAM
+    2's 8-frame clips and prompts (mask, click or box, corrective clicks), with a
     share of single-frame steps for prompted segmentation. Both stages use
     :data:`BOOTSTRAP_LR_SCALES`. ``bench/bootstrap_recipes.py`` compares it with
     :func:`single_stage_config` for the same number of steps.
     """
     if steps < 2:
         raise ConfigError(f"the bootstrap trains in two stages and needs at least 2 steps, got {steps}")
-    first = max(1, round(steps * 2 / 3))
+    first = max(1, round(steps * 5 / 6))
     base = single_stage_config(steps)
     carry = replace(
         base,

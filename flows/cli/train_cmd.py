@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 def train_command(
     bootstrap: bool = typer.Option(False, "--bootstrap", help="train sam2-compact from scratch on synthetic videos"),
     model: str = typer.Option("sam2-compact", "--model", help="the model to retrain (its champion is the starting point)"),
-    steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 12000 bootstrap, 300 retrain"),
+    steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 8000 bootstrap, 300 retrain"),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="checkpoints go here; an interrupted run resumes from it"),
     margin: float = typer.Option(0.01, "--margin", help="promotion gate: how much worse than the champion is tolerated"),
     include_sav: bool = typer.Option(False, "--include-sav", help="also train on imported SA-V annotations"),

@@ -35,7 +35,7 @@ STAGES = (
 
 def test_the_recipe_carries_masks_on_two_frame_clips_first_then_trains_on_sam2_clips() -> None:
     carry, track = bootstrap_stages(12_000)
-    assert (carry.steps, track.steps) == (8_000, 4_000) and carry.lr == track.lr == 5e-4
+    assert (carry.steps, track.steps) == (10_000, 2_000) and carry.lr == track.lr == 5e-4
     assert carry.clips.frames == 2 and carry.image_step_p == 0.0
     assert (carry.prompts.mask_p, carry.prompts.max_cond_frames, carry.prompts.corrections_per_frame) == (1.0, 1, 0)
     assert track.clips.frames == 8 and track.prompts.mask_p == 0.5 and track.image_step_p > 0
