@@ -122,8 +122,8 @@ def main() -> None:
         validation = data.get("validation", {})
         print(f"  command: {data.get('command')}")
         print(
-            f"  trained {data.get('steps')} steps in {data.get('train_seconds', 0) / 60:.1f} min "
-            f"({data.get('clips_per_second', 0):.2f} clips/s) on {data.get('device')} with {data.get('torch_threads')} threads"
+            f"  trained {data.get('steps')} steps in {_training_minutes(data):.1f} min "
+            f"(clips/s by stage run in that process: {_rates(data)}) on {data.get('device')} with {data.get('torch_threads')} threads"
         )
         print(
             "  validation J&F: "
@@ -131,6 +131,16 @@ def main() -> None:
         )
     else:
         print(f"  none shipped yet ({report} missing): run `dataengine train --bootstrap --ship`")
+
+
+def _training_minutes(report: dict) -> float:
+    """Training time over all stages, counting stages an earlier process ran before a resume."""
+    return (report.get("train_seconds", 0) + report.get("stage0_seconds_earlier_process", 0)) / 60
+
+
+def _rates(report: dict) -> str:
+    rates = report.get("stage_clips_per_second") or [report.get("clips_per_second") or 0.0]
+    return ", ".join(f"{rate:.2f}" if rate else "resumed" for rate in rates)
 
 
 if __name__ == "__main__":
