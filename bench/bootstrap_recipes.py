@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,7 +57,7 @@ def memory_use(model: LoadedModel, video: TrainingVideo) -> float:
 def run(name: str, stages: tuple[TrainConfig, ...], spec: BootstrapSpec, device, work: Path) -> dict[str, float]:
     result = run_bootstrap(spec, stages, work / name, device, command=f"bench/bootstrap_recipes.py ({name})")
     assert result is not None  # a single process is rank 0
-    _, val_set = synthetic_videos(spec)
+    _, val_set = synthetic_videos(replace(spec, train_videos=0))  # the validation videos alone: seeded apart
     return {
         "train_s": result.report["train_seconds"],
         "jf_mask": result.evaluation.jf["mask"],

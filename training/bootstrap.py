@@ -117,8 +117,6 @@ def init_for_tracking(model: Sam2VideoModel, locality: float = LOCALITY) -> None
                 projection.bias.fill_(locality)
 
 
-
-
 def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConfig]:
     """The bootstrap recipe: a curriculum of two stages, ``steps`` in all.
 
@@ -134,28 +132,17 @@ def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConf
     """
     if steps < 2:
         raise ConfigError(f"the bootstrap trains in two stages and needs at least 2 steps, got {steps}")
-    first = max(1, round(steps * 5 / 6))
-    base = single_stage_config(steps)
+    first = min(steps - 1, max(1, round(steps * 5 / 6)))
+    base = replace(single_stage_config(steps), lr=BOOTSTRAP_LR, losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES)
     carry = replace(
         base,
         steps=first,
-        lr=BOOTSTRAP_LR,
         warmup_steps=min(50, first),
         image_step_p=0.0,
         clips=ClipSpec(frames=2),
         prompts=PromptSpec(mask_p=1.0, click_p=0.0, max_cond_frames=1, correction_frames=0, corrections_per_frame=0),
-        losses=BOOTSTRAP_LOSSES,
-        lr_scales=BOOTSTRAP_LR_SCALES,
     )
-    track = replace(
-        base,
-        steps=steps - first,
-        lr=BOOTSTRAP_LR,
-        warmup_steps=min(20, steps - first),
-        image_step_p=0.3,
-        losses=BOOTSTRAP_LOSSES,
-        lr_scales=BOOTSTRAP_LR_SCALES,
-    )
+    track = replace(base, steps=steps - first, warmup_steps=min(20, steps - first), image_step_p=0.3)
     return carry, track
 
 

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,32 +68,25 @@ def fine_tune_config(model_name: str, steps: int, lr: float = 2e-4) -> TrainConf
     """The settings of one retraining round of ``model_name``: the recipe it was trained under.
 
     ``sam2-compact`` was bootstrapped with dice weighted like focal, bounded feature magnitudes
-    and its image encoder at a lower rate than its memory modules (:mod:`training.bootstrap`); fine-tuning it under SAM 2's
-    20 : 1 weights at one rate would pull it away from what it learnt (a focal-dominated loss
+    and its image encoder at a lower rate than its memory modules (:mod:`training.bootstrap`);
+    fine-tuning it under SAM 2's 20 : 1 weights at one rate would pull it away from what it learnt (a focal-dominated loss
     shrinks masks; a fast image encoder drowns the memory, docs/training.md). Real SAM 2.1
     checkpoints get SAM 2's own fine-tuning losses and rates.
     """
-    warmup = min(20, steps // 5 + 1)
-    if model_name == COMPACT:
-        return TrainConfig(
-            steps=steps,
-            lr=lr,
-            warmup_steps=warmup,
-            checkpoint_every=50,
-            log_every=10,
-            prompts=PromptSpec(corrections_per_frame=3),
-            losses=BOOTSTRAP_LOSSES,
-            lr_scales=BOOTSTRAP_LR_SCALES,
-        )
-    return TrainConfig(
+    sam2 = TrainConfig(
         steps=steps,
         lr=lr,
-        warmup_steps=warmup,
+        warmup_steps=min(20, steps // 5 + 1),
         checkpoint_every=50,
         log_every=10,
         losses=LossWeights(),
         lr_scales=(("vision_encoder", SAM2_IMAGE_ENCODER_LR_SCALE),),
     )
+    if model_name == COMPACT:
+        return replace(
+            sam2, prompts=PromptSpec(corrections_per_frame=3), losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES
+        )
+    return sam2
 
 
 def retrain(

@@ -41,6 +41,7 @@ def test_the_recipe_carries_masks_on_two_frame_clips_first_then_trains_on_sam2_c
     assert track.clips.frames == 8 and track.prompts.mask_p == 0.5 and track.image_step_p > 0
     assert carry.lr_scales == track.lr_scales == BOOTSTRAP_LR_SCALES
     assert dict(BOOTSTRAP_LR_SCALES)["vision_encoder"] < 1 < dict(BOOTSTRAP_LR_SCALES)["memory_attention"]
+    assert tuple(stage.steps for stage in bootstrap_stages(2)) == (1, 1)
     with pytest.raises(ConfigError, match="at least 2 steps"):
         bootstrap_stages(1)
 
