@@ -35,6 +35,9 @@ class TrainingState:
     # Losses of the steps since the last log point: a resumed run averages them into its next
     # log entry, as the uninterrupted run would have.
     pending: list[dict[str, float]] = field(default_factory=list)
+    # Wall time spent training up to this step, over every process that ran the run, so that a
+    # resumed run reports its whole training time (0 in checkpoints written before this field).
+    train_seconds: float = 0.0
 
 
 def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
@@ -50,6 +53,7 @@ def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
             "config": state.config,
             "history": state.history,
             "pending": state.pending,
+            "train_seconds": state.train_seconds,
         },
         buffer,
     )
@@ -78,6 +82,7 @@ def load_checkpoint(run_dir: Path) -> TrainingState | None:
             config=data["config"],
             history=list(data["history"]),
             pending=list(data.get("pending", [])),
+            train_seconds=float(data.get("train_seconds", 0.0)),
         )
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise CorruptCheckpointError(

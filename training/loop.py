@@ -89,6 +89,8 @@ class TrainResult:
     seconds: float  # wall time of the steps run in this process (not those before a resume)
     clips_per_second: float  # over all processes
     history: list[dict[str, float]]
+    # Wall time of all the run's steps, including those an earlier process ran before a resume.
+    total_seconds: float = 0.0
 
     @property
     def final_loss(self) -> float:
@@ -121,6 +123,7 @@ def train(
     history: list[dict[str, float]] = []
     window: list[dict[str, float]] = []  # losses of the steps since the last log point
     start = 0
+    earlier_seconds = 0.0  # training time of the processes that ran this run before a resume
     state = load_checkpoint(run_dir)
     if state is not None:
         if state.config != config.to_json():
@@ -132,6 +135,7 @@ def train(
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         history, window, start = list(state.history), list(state.pending), state.step
+        earlier_seconds = state.train_seconds
         log.info("resuming %s at step %d of %d", run_dir, start, config.steps)
     step_module: torch.nn.Module = _ClipLoss(trainer, config.losses)
     if world > 1:
@@ -159,7 +163,8 @@ def train(
             if progress is not None and rank == 0:
                 progress(done, config.steps, entry)
         if done % config.checkpoint_every == 0 or done == config.steps:
-            _checkpoint(run_dir, done, model, optimizer, scheduler, config, history, window, rank, world)
+            spent = earlier_seconds + time.perf_counter() - began
+            _checkpoint(run_dir, done, model, optimizer, scheduler, config, history, window, spent, rank, world)
     seconds = time.perf_counter() - began
     ran = config.steps - start
     return TrainResult(
@@ -168,6 +173,7 @@ def train(
         seconds=seconds,
         clips_per_second=ran * world / seconds if seconds > 0 else math.nan,
         history=history,
+        total_seconds=earlier_seconds + seconds,
     )
 
 
@@ -239,7 +245,7 @@ def _mean(window: list[dict[str, float]]) -> dict[str, float]:
     return {key: sum(entry[key] for entry in window) / len(window) for key in window[0]} if window else {}
 
 
-def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, window, rank, world) -> None:
+def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, window, train_seconds, rank, world) -> None:
     if rank == 0:
         save_checkpoint(
             run_dir,
@@ -251,6 +257,7 @@ def _checkpoint(run_dir, step, model, optimizer, scheduler, config, history, win
                 config=config.to_json(),
                 history=history,
                 pending=window,
+                train_seconds=train_seconds,
             ),
         )
     if world > 1:

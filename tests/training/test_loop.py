@@ -54,6 +54,8 @@ def test_a_run_interrupted_after_a_checkpoint_and_resumed_ends_exactly_as_an_uni
     with pytest.raises(Interrupted):
         train(small_model(), videos, QUICK, tmp_path / "resumed", CPU, progress=killed_at_step_3)
     assert load_checkpoint(tmp_path / "resumed").step == 2  # step 3 ran, but its result was lost with the process
+    seconds_at_step_2 = load_checkpoint(tmp_path / "resumed").train_seconds
+    assert seconds_at_step_2 > 0
     resumed_model = small_model()  # a new process: fresh weights, everything else from the checkpoint
     resumed = train(resumed_model, videos, QUICK, tmp_path / "resumed", CPU)
 
@@ -62,6 +64,9 @@ def test_a_run_interrupted_after_a_checkpoint_and_resumed_ends_exactly_as_an_uni
     assert resumed.history == uninterrupted.history  # step 3's entry averages steps 1-3 in both
     assert [h["step"] for h in resumed.history] == [3.0, 4.0]
     assert same_parameters(resumed_model, small_model()) != []  # and training did change the weights
+    # Training time spans both processes: the killed one's time up to its checkpoint counts.
+    assert resumed.total_seconds > resumed.seconds > 0
+    assert resumed.total_seconds == pytest.approx(resumed.seconds + seconds_at_step_2)
 
 
 def test_a_finished_run_resumed_again_changes_nothing(videos, tmp_path: Path) -> None:
