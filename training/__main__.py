@@ -2,6 +2,7 @@
 
     torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
     python -m training bootstrap --steps 8000 --run-dir runs/boot --ship
+    python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import DataEngineError
+from engine.errors import ConfigError, DataEngineError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     boot = sub.add_parser("bootstrap", help="train sam2-compact from scratch on synthetic videos")
     boot.add_argument("--steps", type=int, default=None, help="training steps over both stages (default 8000)")
     boot.add_argument("--run-dir", type=Path, required=True, help="checkpoints and the trained model go here; resumes")
-    boot.add_argument("--train-videos", type=int, default=64)
-    boot.add_argument("--val-videos", type=int, default=8)
-    boot.add_argument("--seed", type=int, default=0)
+    boot.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        help="train an earlier bootstrap model further (on its own synthetic data) instead of starting from scratch",
+    )
+    boot.add_argument("--train-videos", type=int, default=None, help="default 64")
+    boot.add_argument("--val-videos", type=int, default=None, help="default 8")
+    boot.add_argument("--seed", type=int, default=None, help="default 0")
     boot.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     boot.add_argument("--ship", action="store_true", help="copy the trained model into engine/weights/sam2-compact")
     args = parser.parse_args(argv)
@@ -42,12 +49,33 @@ def main(argv: list[str] | None = None) -> int:
 def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
     from engine.model_loading import choose_device
     from engine.settings import load_settings
-    from training.bootstrap import DEFAULT_STEPS, BootstrapSpec, bootstrap_stages, run_bootstrap, ship
+    from training.bootstrap import (
+        DEFAULT_STEPS,
+        BootstrapSpec,
+        bootstrap_spec_of,
+        bootstrap_stages,
+        chain_stage_count,
+        continue_stage,
+        read_bootstrap_report,
+        run_bootstrap,
+        ship,
+    )
     from training.distributed import process_group
 
     device = choose_device(args.device, torch_threads=load_settings().torch_threads)
-    spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed)
-    stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
+    data_flags = {"train_videos": args.train_videos, "val_videos": args.val_videos, "seed": args.seed}
+    if args.continue_from is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in data_flags.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: a continued bootstrap trains on the data of the model it continues")
+        if args.steps is None:
+            raise ConfigError("--continue-from needs --steps: how many more steps to train")
+        parent = read_bootstrap_report(args.continue_from)
+        spec = bootstrap_spec_of(parent)
+        stages: tuple = (continue_stage(args.steps, seed=chain_stage_count(parent)),)
+    else:
+        spec = BootstrapSpec(**{name: value for name, value in data_flags.items() if value is not None})
+        stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):
         command = "python -m training " + shlex.join(argv) if world == 1 else f"torchrun --nproc_per_node {world} -m training " + shlex.join(argv)
 
@@ -56,7 +84,9 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         def progress(step: int, steps: int, losses: dict[str, float]) -> None:
             print(f"[{time.monotonic() - began:7.0f} s] step {step}/{steps} loss {losses.get('loss', float('nan')):.3f} lr {losses.get('lr', 0):.2e}", flush=True)
 
-        result = run_bootstrap(spec, stages, args.run_dir, device, command=command, progress=progress, rank=rank)
+        result = run_bootstrap(
+            spec, stages, args.run_dir, device, command=command, progress=progress, rank=rank, start_from=args.continue_from
+        )
         if result is None:
             return 0
         print(json.dumps(result.report["validation"], indent=2, sort_keys=True))

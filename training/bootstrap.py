@@ -146,6 +146,67 @@ def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConf
     return carry, track
 
 
+# Continuing a bootstrap model restarts the schedule from a warm-up, so its peak is lower than
+# the first run's: stage 2's restart at 5e-4 first cost 0.07 J&F before it recovered
+# (docs/training.md).
+CONTINUE_LR = 2e-4
+
+
+def continue_stage(steps: int, seed: int) -> TrainConfig:
+    """More training for a bootstrap model that already tracks: the recipe's last stage at a lower peak.
+
+    The data and prompts are the final stage's (SAM 2's 8-frame clips and prompts), with more
+    single-frame steps (40 %) because 1- and 3-click validation lagged the mask protocol (their
+    first frame is segmented from clicks alone) and a single-frame step costs an eighth of a
+    clip. ``seed`` must differ from the earlier stages' so that the run draws other clips.
+    """
+    _, track = bootstrap_stages(2)
+    return replace(track, steps=steps, lr=CONTINUE_LR, warmup_steps=min(200, steps), image_step_p=0.4, seed=seed)
+
+
+def read_bootstrap_report(weights_dir: Path) -> dict[str, Any]:
+    """The report a bootstrap run left beside its weights; a clear error when it is not one."""
+    path = weights_dir / REPORT_NAME
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{weights_dir} is not a bootstrap model: it has no {REPORT_NAME}") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from err
+    if report.get("model") != COMPACT or not isinstance(report.get("data"), dict):
+        raise ConfigError(f"{path} does not describe a {COMPACT} bootstrap run")
+    return report
+
+
+def bootstrap_spec_of(report: dict[str, Any]) -> BootstrapSpec:
+    """The synthetic data a bootstrap report says its model was trained and validated on."""
+    data = dict(report["data"])
+    try:
+        video = SyntheticSpec(**data.pop("video"))
+        return BootstrapSpec(video=video, **data)
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"the bootstrap report's data settings are not understood: {err}") from err
+
+
+def chain_train_seconds(report: dict[str, Any]) -> float:
+    """Training seconds behind a bootstrap model, over every run it continues.
+
+    The shipped model's first run predates this field; its first stage ran in an earlier
+    process whose time the report records as ``stage0_seconds_earlier_process``.
+    """
+    if "chain_train_seconds" in report:
+        return float(report["chain_train_seconds"])
+    own = float(report.get("train_seconds") or 0) + float(report.get("stage0_seconds_earlier_process") or 0)
+    parent = report.get("continues")
+    return own + (chain_train_seconds(parent) if isinstance(parent, dict) else 0.0)
+
+
+def chain_stage_count(report: dict[str, Any]) -> int:
+    """Training stages behind a bootstrap model, over every run it continues (a continuation's seed)."""
+    parent = report.get("continues")
+    return len(report.get("train_stages", [])) + (chain_stage_count(parent) if isinstance(parent, dict) else 0)
+
+
 def synthetic_videos(spec: BootstrapSpec) -> tuple[list[TrainingVideo], list[TrainingVideo]]:
     """Training and validation videos, rendered in memory from their seeds."""
     train_set = [
@@ -178,21 +239,33 @@ def run_bootstrap(
     command: str,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     rank: int = 0,
+    start_from: Path | None = None,
 ) -> BootstrapResult | None:
-    """Train ``sam2-compact`` from scratch through ``stages`` in turn, validate, and save it to ``run_dir/model``.
+    """Train ``sam2-compact`` through ``stages`` in turn, validate, and save it to ``run_dir/model``.
 
-    Each stage keeps its checkpoints in ``run_dir/stage-N``; started again after a kill, finished
-    stages only reload their last weights and the interrupted one resumes. Under torchrun every
-    rank trains; only rank 0 saves and validates (the others return None).
+    From scratch (:func:`init_for_tracking`), or, with ``start_from``, from an earlier bootstrap
+    model, whose report the new one embeds as ``continues`` (the lineage, and the commands that
+    reproduce it in order). Each stage keeps its checkpoints in ``run_dir/stage-N``; started
+    again after a kill, finished stages only reload their last weights and the interrupted one
+    resumes. Under torchrun every rank trains; only rank 0 saves and validates (the others
+    return None).
     """
     if not stages:
         raise ConfigError("the bootstrap needs at least one training stage")
     began = time.perf_counter()
+    parent = read_bootstrap_report(start_from) if start_from is not None else None
+    if parent is not None and bootstrap_spec_of(parent) != spec:
+        raise ConfigError(
+            f"{start_from} was trained on other synthetic data ({parent['data']}); continue it on the same videos"
+        )
     train_set, val_set = synthetic_videos(spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(stages[0].seed)
-        model = Sam2VideoModel(sam2_compact_config())
-    init_for_tracking(model)
+    if start_from is not None:
+        model = Sam2VideoModel.from_pretrained(start_from)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stages[0].seed)
+            model = Sam2VideoModel(sam2_compact_config())
+        init_for_tracking(model)
     results = [
         train(model, train_set, config, run_dir / f"stage-{i}", device, progress=progress) for i, config in enumerate(stages)
     ]
@@ -202,19 +275,20 @@ def run_bootstrap(
     save_model(model, weights_dir)
     loaded = load_trained(weights_dir, device)
     evaluation = evaluate_model(loaded, val_set)
-    seconds = sum(r.seconds for r in results)
+    seconds = sum(r.total_seconds for r in results)  # including steps run before a resume
+    ran = sum(r.seconds for r in results)
     clips = sum(r.clips_per_second * r.seconds for r in results if r.seconds > 0)
     report = {
         "model": COMPACT,
         "command": command,
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": {**asdict(spec), "video": asdict(spec.video)},
-        "init": {"memory_attention_locality": LOCALITY},
+        "init": {"memory_attention_locality": LOCALITY} if parent is None else {"continues": str(start_from)},
         "train_stages": [config.to_json() for config in stages],
         "steps": sum(config.steps for config in stages),
         "train_seconds": seconds,
-        "clips_per_second": clips / seconds if seconds > 0 else None,
-        "stage_seconds": [r.seconds for r in results],
+        "clips_per_second": clips / ran if ran > 0 else None,  # of the steps this process ran
+        "stage_seconds": [r.total_seconds for r in results],
         "stage_clips_per_second": [r.clips_per_second for r in results],
         "final_loss": results[-1].final_loss,
         "validation": evaluation.metrics(),
@@ -223,6 +297,9 @@ def run_bootstrap(
         "device": str(device.device),
         "torch_threads": torch.get_num_threads(),
     }
+    if parent is not None:
+        report["continues"] = parent
+    report["chain_train_seconds"] = seconds + (chain_train_seconds(parent) if parent is not None else 0.0)
     _write_json(weights_dir / REPORT_NAME, report)
     return BootstrapResult(tuple(results), evaluation, weights_dir, report)
 

@@ -18,7 +18,20 @@ from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
 from storage.training_runs import SqlTrainingRuns
-from training.bootstrap import BOOTSTRAP_LR_SCALES, BootstrapSpec, bootstrap_stages, init_for_tracking, run_bootstrap, ship
+from training.__main__ import main as training_main
+from training.bootstrap import (
+    BOOTSTRAP_LR,
+    BOOTSTRAP_LR_SCALES,
+    BootstrapSpec,
+    bootstrap_stages,
+    chain_stage_count,
+    chain_train_seconds,
+    continue_stage,
+    init_for_tracking,
+    read_bootstrap_report,
+    run_bootstrap,
+    ship,
+)
 from training.clips import ClipSpec
 from training.loop import TrainConfig
 from training.prompts import PromptSpec
@@ -121,3 +134,65 @@ def test_memory_attention_starts_by_looking_where_the_object_was() -> None:
     assert divmod(int(after.argmax()), side) == (5, 7)
     share = lambda grid: float(grid[4:7, 6:9].sum() / grid.sum())  # noqa: E731 - within one token
     assert share(after) > 0.5 > share(before)
+
+
+def test_a_continuation_trains_the_last_stage_again_at_a_lower_peak_on_other_clips() -> None:
+    _, track = bootstrap_stages(8_000)
+    more = continue_stage(6_000, seed=2)
+    assert more.steps == 6_000 and more.seed == 2 != track.seed
+    assert more.lr < BOOTSTRAP_LR and more.warmup_steps > track.warmup_steps
+    assert (more.clips, more.prompts, more.losses, more.lr_scales) == (track.clips, track.prompts, track.losses, track.lr_scales)
+    assert more.image_step_p > track.image_step_p
+
+
+def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_whole_chain(tmp_path: Path) -> None:
+    first = run_bootstrap(SPEC, STAGES[:1], tmp_path / "first", CPU, command="first")
+    assert first is not None
+    # A rate too small to move a weight (zeros move by 1e-30): what comes out is what went in, so it started from it.
+    still = TrainConfig(steps=1, lr=1e-30, warmup_steps=0, clips=ClipSpec(frames=2), seed=1)
+    second = run_bootstrap(SPEC, (still,), tmp_path / "second", CPU, command="second", start_from=first.weights_dir)
+    assert second is not None
+    before = Sam2VideoModel.from_pretrained(first.weights_dir).state_dict()
+    after = Sam2VideoModel.from_pretrained(second.weights_dir).state_dict()
+    assert all(torch.allclose(after[name], value, rtol=0, atol=1e-20) for name, value in before.items())
+
+    report = read_bootstrap_report(second.weights_dir)
+    assert report["continues"] == json.loads((first.weights_dir / "bootstrap.json").read_text())
+    assert report["init"] == {"continues": str(first.weights_dir)} and report["steps"] == 1
+    assert report["chain_train_seconds"] == pytest.approx(first.report["train_seconds"] + report["train_seconds"])
+    assert chain_train_seconds(report) == report["chain_train_seconds"] and chain_stage_count(report) == 2
+
+    other_data = BootstrapSpec(train_videos=2, val_videos=1, seed=6, video=SPEC.video)
+    with pytest.raises(ConfigError, match="other synthetic data"):
+        run_bootstrap(other_data, (still,), tmp_path / "third", CPU, command="x", start_from=first.weights_dir)
+
+
+def test_the_chain_counts_the_training_time_of_reports_written_before_it_was_recorded() -> None:
+    shipped_first_run = {"train_seconds": 1328.0, "stage0_seconds_earlier_process": 2154, "train_stages": [{}, {}]}
+    assert chain_train_seconds(shipped_first_run) == 3482.0
+    continued = {"train_seconds": 100.0, "train_stages": [{}], "continues": shipped_first_run}
+    assert chain_train_seconds(continued) == 3582.0 and chain_stage_count(continued) == 3
+
+
+def test_only_a_bootstrap_model_can_be_continued(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no bootstrap.json"):
+        read_bootstrap_report(tmp_path)
+    (tmp_path / "bootstrap.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_bootstrap_report(tmp_path)
+    (tmp_path / "bootstrap.json").write_text(json.dumps({"model": "sam2.1-hiera-tiny", "data": {}}))
+    with pytest.raises(ConfigError, match="does not describe"):
+        read_bootstrap_report(tmp_path)
+
+
+def test_the_command_refuses_data_flags_and_a_missing_step_count_when_continuing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu"]
+    assert training_main([*base, "--steps", "3", "--train-videos", "4"]) == 2
+    assert "--train-videos: a continued bootstrap trains on the data of the model it continues" in capsys.readouterr().err
+    assert training_main(base) == 2
+    assert "needs --steps" in capsys.readouterr().err
+    assert training_main([*base, "--steps", "3"]) == 2
+    assert "is not a bootstrap model" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
