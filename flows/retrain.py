@@ -69,7 +69,7 @@ def retrain_due(
 def retrain_model(
     model: str,
     steps: int,
-    lr: float,
+    lr: float | None,
     margin: float,
     include_sav_imports: bool,
     with_phase3: bool,
@@ -132,7 +132,7 @@ def retrain_model(
 def retrain(
     model: str = COMPACT,
     steps: int = DEFAULT_STEPS,
-    lr: float = 2e-4,
+    lr: float | None = None,  # None: the model's fine-tuning rate (training.retrain.fine_tune_lr)
     threshold: int = 50,
     schedule_every_hours: float | None = 24.0,
     force: bool = False,

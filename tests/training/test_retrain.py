@@ -15,7 +15,7 @@ from engine.segmenter_config import COMPACT, sam2_compact_config
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
-from training.bootstrap import BOOTSTRAP_LR_SCALES, save_model
+from training.bootstrap import BOOTSTRAP_LR, BOOTSTRAP_LR_SCALES, save_model
 from training.clips import ClipSpec
 from training.dataset import build_datasets, reserve_validation_videos
 from training.loop import TrainConfig
@@ -140,6 +140,9 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
 def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> None:
     compact = fine_tune_config(COMPACT, 40)
     assert compact.losses.dice == 20.0 and compact.lr_scales == BOOTSTRAP_LR_SCALES and compact.steps == 40
-    real = fine_tune_config("facebook/sam2.1-hiera-tiny", 40, lr=5e-6)
-    assert (real.losses.focal, real.losses.dice) == (20.0, 1.0) and real.lr == 5e-6
+    real = fine_tune_config("facebook/sam2.1-hiera-tiny", 40)
+    assert (real.losses.focal, real.losses.dice) == (20.0, 1.0) and real.lr == 5e-6  # SAM 2.1's fine-tuning rate
     assert dict(real.lr_scales)["vision_encoder"] < 1
+    # A round fine-tunes well below the rate the bootstrap trained at (a fresh optimiser's first
+    # steps at that rate undo more than a short round teaches); an explicit rate wins.
+    assert compact.lr < BOOTSTRAP_LR / 10 and fine_tune_config(COMPACT, 40, lr=1e-4).lr == 1e-4

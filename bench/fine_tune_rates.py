@@ -1,0 +1,65 @@
+"""How a short retraining round's learning rate moves the bootstrap model, side by side in one run.
+
+Each rate fine-tunes the shipped ``sam2-compact`` checkpoint for ``--steps`` steps of
+``training.retrain.fine_tune_config`` (the recipe a retraining round uses, a fresh optimiser as
+in a round) on synthetic videos of a seed the bootstrap never saw, then scores first-frame-mask
+J&F on validation videos of that seed. Rate 0 is the baseline: the shipped model untouched.
+A round that ends below the baseline undid more than it taught.
+
+    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from transformers import Sam2VideoModel  # noqa: E402
+
+from engine.bundled import bundled_dir  # noqa: E402
+from engine.model_loading import choose_device  # noqa: E402
+from engine.segmenter_config import COMPACT  # noqa: E402
+from training.bootstrap import BootstrapSpec, load_trained, save_model, synthetic_videos  # noqa: E402
+from training.evaluate import evaluate_model  # noqa: E402
+from training.loop import train  # noqa: E402
+from training.retrain import fine_tune_config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40, help="steps per round (the demo's rounds: 40)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 2e-4, 5e-5, 2e-5, 1e-5])
+    parser.add_argument("--train-videos", type=int, default=8)
+    parser.add_argument("--val-videos", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=3, help="synthetic data seed (the bootstrap trained on seed 0)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    weights = bundled_dir(COMPACT)
+    if not (weights / "model.safetensors").exists():
+        sys.exit(f"no shipped bootstrap model at {weights}: nothing to fine-tune")
+    torch.set_num_threads(args.threads)
+    device = choose_device("cpu", torch_threads=args.threads)
+    train_set, val_set = synthetic_videos(BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed))
+    print(f"{args.steps}-step rounds on {len(train_set)} videos; mask J&F on {len(val_set)} validation videos")
+    print(f"{'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}")
+    baseline = None
+    for rate in args.rates:
+        model = Sam2VideoModel.from_pretrained(weights)
+        with tempfile.TemporaryDirectory() as work:
+            if rate > 0:
+                train(model, train_set, fine_tune_config(COMPACT, args.steps, rate), Path(work) / "run", device)
+            save_model(model, Path(work) / "model")
+            jf = evaluate_model(load_trained(Path(work) / "model", device), val_set, protocols=["mask"]).jf["mask"]
+        baseline = jf if rate == 0 else baseline
+        delta = f"{jf - baseline:+8.3f}" if baseline is not None else " " * 8
+        print(f"{rate:>10.0e}  {jf:8.3f}  {delta}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
