@@ -55,6 +55,9 @@ class TrainConfig:
     # videos beside its video data: cheap steps that teach segmentation from prompts.
     image_step_p: float = 0.0
     prompts: PromptSpec = field(default_factory=PromptSpec)
+    # Prompts of the single-frame steps when they differ from the clips' (None: ``prompts``): a
+    # curriculum that prompts its clips by mask alone still teaches clicks and boxes on images.
+    image_prompts: PromptSpec | None = None
     losses: LossWeights = field(default_factory=LossWeights)
     # Learning-rate multipliers by parameter-name prefix (first match wins), as SAM 2 trains its
     # image encoder at a lower rate than the rest: (("vision_encoder", 0.1),).
@@ -79,6 +82,8 @@ class TrainConfig:
         """The settings as JSON values (lists, not tuples), as run records store and return them."""
         data = dataclasses.asdict(self)
         data["lr_scales"] = [[prefix, scale] for prefix, scale in self.lr_scales]
+        if self.image_prompts is None:  # as written before the field existed: those checkpoints still resume
+            del data["image_prompts"]
         return data
 
 
@@ -145,7 +150,7 @@ def train(
         clip = _clip_for_step(videos, config, rank, step, model.image_size)
         generator = torch.Generator().manual_seed(_step_seed(config.seed, rank, step))
         torch.manual_seed(_step_seed(config.seed, rank, step))  # dropout, identical after a resume
-        prompts = plan_prompts(clip.frame_count, config.prompts, generator)
+        prompts = plan_prompts(clip.frame_count, _prompt_spec(config, clip.frame_count), generator)
         pixels, masks = clip.pixels.to(device.device), clip.masks.to(device.device)
         with device.autocast():
             loss, parts = step_module(pixels, masks, prompts, generator)
@@ -222,6 +227,10 @@ def _clip_for_step(videos: Sequence[TrainingVideo], config: TrainConfig, rank: i
         f"tried {CLIP_ATTEMPTS} videos for a clip and none had an object visible on any frame; "
         "the training masklets are empty"
     )
+
+
+def _prompt_spec(config: TrainConfig, frame_count: int) -> PromptSpec:
+    return config.image_prompts if frame_count == 1 and config.image_prompts is not None else config.prompts
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:

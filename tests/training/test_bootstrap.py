@@ -136,13 +136,13 @@ def test_memory_attention_starts_by_looking_where_the_object_was() -> None:
     assert share(after) > 0.5 > share(before)
 
 
-def test_a_continuation_trains_the_last_stage_again_at_a_lower_peak_on_other_clips() -> None:
-    _, track = bootstrap_stages(8_000)
+def test_a_continuation_carries_masks_on_two_frame_clips_and_learns_prompts_on_single_frames() -> None:
+    carry, track = bootstrap_stages(8_000)
     more = continue_stage(6_000, seed=2)
-    assert more.steps == 6_000 and more.seed == 2 != track.seed
-    assert more.lr < BOOTSTRAP_LR and more.warmup_steps > track.warmup_steps
-    assert (more.clips, more.prompts, more.losses, more.lr_scales) == (track.clips, track.prompts, track.losses, track.lr_scales)
-    assert more.image_step_p > track.image_step_p
+    assert more.steps == 6_000 and more.seed == 2 != carry.seed
+    assert more.lr < BOOTSTRAP_LR and more.warmup_steps > carry.warmup_steps
+    assert (more.clips, more.prompts, more.losses, more.lr_scales) == (carry.clips, carry.prompts, carry.losses, carry.lr_scales)
+    assert more.image_step_p > 0 and more.image_prompts == track.prompts and more.image_prompts.click_p > 0
 
 
 def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_whole_chain(tmp_path: Path) -> None:

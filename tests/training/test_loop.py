@@ -176,3 +176,20 @@ def test_lr_scales_move_a_frozen_rate_module_not_at_all_and_the_rest_as_usual(vi
     moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
     assert max(v for n, v in moved.items() if n.startswith("vision_encoder")) < 1e-6
     assert max(v for n, v in moved.items() if n.startswith("mask_decoder")) > 1e-5
+
+
+def test_single_frame_steps_take_their_own_prompts_when_the_config_gives_them(
+    videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.loop as loop
+
+    seen: list[tuple[int, PromptSpec]] = []
+    real = loop.plan_prompts
+    monkeypatch.setattr(loop, "plan_prompts", lambda frames, spec, gen: seen.append((frames, spec)) or real(frames, spec, gen))
+    clips, images = PromptSpec(mask_p=1.0, click_p=0.0, correction_frames=0), PromptSpec(corrections_per_frame=1)
+    config = TrainConfig(steps=6, warmup_steps=0, image_step_p=0.5, clips=ClipSpec(frames=2), prompts=clips, image_prompts=images)
+    train(small_model(), videos, config, tmp_path, CPU)
+    assert {frames for frames, _ in seen} == {1, 2}  # both kinds of step ran
+    assert all(spec == (images if frames == 1 else clips) for frames, spec in seen)
+    # Unset, it is not written, so checkpoints from before the field existed still resume.
+    assert "image_prompts" not in TrainConfig().to_json() and config.to_json()["image_prompts"]["corrections_per_frame"] == 1
