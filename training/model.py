@@ -193,8 +193,12 @@ class Sam2Trainer(nn.Module):
                 click, click_label = sample_clicks(wrong, target > 0.5, generator)
                 points = click if points is None else torch.cat([points, click], dim=1)
                 labels = click_label if labels is None else torch.cat([labels, click_label], dim=1)
-                # The previous logits go in as the mask prompt, as SAM 2 does during correction.
-                out = self.heads(pix_feat, high_res_features, points, labels, out.best_low_res, False)
+                # All clicks so far and no mask prompt, as a VideoSession refines a frame
+                # (transformers' video model re-decodes from the points alone). SAM 2's own
+                # trainer feeds the previous logits back as a mask prompt because its predictor
+                # does; trained that way, our model gained nothing from more clicks at inference
+                # (3-click J&F 0.254 against 1-click 0.247; docs/training.md).
+                out = self.heads(pix_feat, high_res_features, points, labels, None, False)
                 prediction.steps.append(out)
         return prediction, (out.best_high_res, out.object_score_logits[:, :, None], points is not None, out.object_pointer)
 

@@ -136,6 +136,28 @@ def test_with_a_click_on_frame_0_the_trainer_in_eval_mode_tracks_exactly_as_a_vi
     _assert_same_tracking(predictions, inferred, range(0, video.frame_count))
 
 
+def test_corrective_clicks_in_the_trainer_are_what_a_video_session_does_with_all_the_clicks(compact) -> None:
+    """Corrections are trained the way inference refines a frame: every click so far, no mask prompt."""
+    video = tiny_video(7, side=SIDE, frames=6)
+    target = torch.from_numpy(_first_mask(video))[None]
+    prompts = ClipPrompts(PromptKind.CLICK, (0,), (0,), 2)
+    predictions = _trainer_outputs(compact, video, prompts, seed=11)
+    steps = predictions[0].steps
+    assert len(steps) == 3  # the click, then two corrections
+    # Replay the trainer's draws: the first click, then a click from each step's error region.
+    generator = torch.Generator().manual_seed(11)
+    points, labels = sample_clicks(torch.zeros_like(target), target, generator)
+    for step in steps[:-1]:
+        click, label = sample_clicks((step.best_high_res[:, 0] > 0), target, generator)
+        points, labels = torch.cat([points, click], dim=1), torch.cat([labels, label], dim=1)
+    clicks = points[0].tolist()
+    assert len(clicks) == 3
+
+    inferred = _inference(compact, video, lambda s, obj: s.add_points(0, obj, clicks, labels[0].tolist()))
+
+    _assert_same_tracking(predictions, inferred, range(0, video.frame_count))
+
+
 def test_losses_on_tracked_frames_alone_train_the_memory_path_back_to_the_prompted_frame() -> None:
     video = tiny_video(8, frames=4)
     model = small_model()
