@@ -34,7 +34,7 @@ from engine.bundled import REPORT_FILE, bundled_dir  # noqa: E402
 from engine.model_loading import build_model, choose_device  # noqa: E402
 from engine.segmenter_config import COMPACT  # noqa: E402
 from engine.synthetic import generate_video  # noqa: E402
-from training.bootstrap import chain_train_seconds  # noqa: E402
+from training.bootstrap import bootstrap_chain, chain_train_seconds, run_train_seconds  # noqa: E402
 from training.clips import sample_clip  # noqa: E402
 from training.evaluate import evaluate_model  # noqa: E402
 from training.losses import clip_loss  # noqa: E402
@@ -121,10 +121,10 @@ def main() -> None:
     if report.exists():
         data = json.loads(report.read_text())
         validation = data.get("validation", {})
-        for depth, run in enumerate(_chain(data)):
+        for depth, run in enumerate(bootstrap_chain(data)):
             print(f"  {'then ' * bool(depth)}command: {run.get('command')}")
             print(
-                f"    trained {run.get('steps')} steps in {_own_minutes(run):.1f} min "
+                f"    trained {run.get('steps')} steps in {run_train_seconds(run) / 60:.1f} min "
                 f"(clips/s by stage run in that process: {_rates(run)}) on {run.get('device')} with {run.get('torch_threads')} threads"
             )
         print(f"  time to the bootstrap model: {chain_train_seconds(data) / 60:.1f} min of training")
@@ -134,17 +134,6 @@ def main() -> None:
         )
     else:
         print(f"  none shipped yet ({report} missing): run `dataengine train --bootstrap --ship`")
-
-
-def _chain(report: dict) -> list[dict]:
-    """The runs behind a bootstrap model, first first: a continued model's report embeds the one it continued."""
-    parent = report.get("continues")
-    return (_chain(parent) if isinstance(parent, dict) else []) + [report]
-
-
-def _own_minutes(report: dict) -> float:
-    """One run's training time, counting stages an earlier process ran before a resume."""
-    return chain_train_seconds({k: v for k, v in report.items() if k not in ("continues", "chain_train_seconds")}) / 60
 
 
 def _rates(report: dict) -> str:

@@ -168,7 +168,7 @@ def engine_cycle(
     model: str = COMPACT,
     workers: int = 2,
     retrain_steps: int = 60,
-    retrain_lr: float | None = None,  # None: the model's fine-tuning rate
+    retrain_lr: float | None = None,  # None: the fine-tuning rate (training.retrain.FINE_TUNE_LR)
     with_auto_masklets: bool = True,
     max_auto_candidates: int | None = 4,
     out_dir: str = ".dataengine/cycle",

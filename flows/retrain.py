@@ -132,7 +132,7 @@ def retrain_model(
 def retrain(
     model: str = COMPACT,
     steps: int = DEFAULT_STEPS,
-    lr: float | None = None,  # None: the model's fine-tuning rate (training.retrain.fine_tune_lr)
+    lr: float | None = None,  # None: the fine-tuning rate (training.retrain.FINE_TUNE_LR)
     threshold: int = 50,
     schedule_every_hours: float | None = 24.0,
     force: bool = False,

@@ -198,23 +198,30 @@ def bootstrap_spec_of(report: dict[str, Any]) -> BootstrapSpec:
         raise ConfigError(f"the bootstrap report's data settings are not understood: {err}") from err
 
 
-def chain_train_seconds(report: dict[str, Any]) -> float:
-    """Training seconds behind a bootstrap model, over every run it continues.
-
-    The shipped model's first run predates this field; its first stage ran in an earlier
-    process whose time the report records as ``stage0_seconds_earlier_process``.
-    """
-    if "chain_train_seconds" in report:
-        return float(report["chain_train_seconds"])
-    own = float(report.get("train_seconds") or 0) + float(report.get("stage0_seconds_earlier_process") or 0)
+def bootstrap_chain(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs behind a bootstrap model, first run first: a continued model's report embeds the one it continued."""
     parent = report.get("continues")
-    return own + (chain_train_seconds(parent) if isinstance(parent, dict) else 0.0)
+    return (bootstrap_chain(parent) if isinstance(parent, dict) else []) + [report]
+
+
+def run_train_seconds(report: dict[str, Any]) -> float:
+    """Training seconds of one run of the chain, counting steps an earlier process ran before a resume.
+
+    The shipped model's first run predates checkpoints that carry their training time; its
+    first stage ran in an earlier process whose time the report records as
+    ``stage0_seconds_earlier_process``.
+    """
+    return float(report.get("train_seconds") or 0) + float(report.get("stage0_seconds_earlier_process") or 0)
+
+
+def chain_train_seconds(report: dict[str, Any]) -> float:
+    """Training seconds behind a bootstrap model, over every run it continues."""
+    return sum(run_train_seconds(run) for run in bootstrap_chain(report))
 
 
 def chain_stage_count(report: dict[str, Any]) -> int:
     """Training stages behind a bootstrap model, over every run it continues (a continuation's seed)."""
-    parent = report.get("continues")
-    return len(report.get("train_stages", [])) + (chain_stage_count(parent) if isinstance(parent, dict) else 0)
+    return sum(len(run.get("train_stages", [])) for run in bootstrap_chain(report))
 
 
 def synthetic_videos(spec: BootstrapSpec) -> tuple[list[TrainingVideo], list[TrainingVideo]]:
@@ -309,7 +316,7 @@ def run_bootstrap(
     }
     if parent is not None:
         report["continues"] = parent
-    report["chain_train_seconds"] = seconds + (chain_train_seconds(parent) if parent is not None else 0.0)
+    report["chain_train_seconds"] = chain_train_seconds(report)  # for readers of the report alone
     _write_json(weights_dir / REPORT_NAME, report)
     return BootstrapResult(tuple(results), evaluation, weights_dir, report)
 

@@ -60,20 +60,15 @@ class RetrainOutcome:
         return f"{self.version.ref}: validation J&F {before:.3f} -> {after:.3f}; {verdict} ({self.decision.reason})"
 
 
-# SAM 2.1's fine-tuning recipe: 5e-6, the image encoder at 3e-6.
-SAM2_FINE_TUNE_LR = 5e-6
+# SAM 2.1's fine-tuning rate, for its checkpoints and the bootstrap model alike; its image
+# encoder learns at 3e-6. A retraining round is short and starts the optimiser afresh, so
+# sam2-compact fine-tunes far below the rates it was bootstrapped at. Measured with
+# bench/fine_tune_rates.py (40 steps on synthetic clips of an unseen seed, mask J&F on 16
+# validation objects): on the 2026-12-04 model (from 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 /
+# 1e-5 ended at 0.338 / 0.339 / 0.337; on the 2026-12-05 model (from 0.428) 2e-4 fell to 0.336,
+# 2e-5 to 0.415, and 5e-6 rose to 0.439.
+FINE_TUNE_LR = 5e-6
 SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
-# A retraining round of the bootstrap model is short and starts the optimiser afresh, so it
-# fine-tunes at SAM 2.1's rate too. Measured with bench/fine_tune_rates.py (40 steps on synthetic
-# clips of an unseen seed, mask J&F on 16 validation objects): on the 2026-12-04 model (from
-# 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 / 1e-5 ended at 0.338 / 0.339 / 0.337; on the
-# 2026-12-05 model (from 0.428) 2e-4 fell to 0.336, 2e-5 to 0.415, and 5e-6 rose to 0.439.
-COMPACT_FINE_TUNE_LR = 5e-6
-
-
-def fine_tune_lr(model_name: str) -> float:
-    """The peak learning rate of a retraining round of ``model_name`` when none is given."""
-    return COMPACT_FINE_TUNE_LR if model_name == COMPACT else SAM2_FINE_TUNE_LR
 
 
 def fine_tune_config(model_name: str, steps: int, lr: float | None = None) -> TrainConfig:
@@ -84,12 +79,12 @@ def fine_tune_config(model_name: str, steps: int, lr: float | None = None) -> Tr
     fine-tuning it under SAM 2's 20 : 1 weights at one rate would pull it away from what it learnt (a focal-dominated loss
     shrinks masks; a fast image encoder drowns the memory, docs/training.md). Real SAM 2.1
     checkpoints get SAM 2's own fine-tuning losses and rates. The rate is
-    :func:`fine_tune_lr`'s unless ``lr`` is given: a fresh AdamW's first steps move every weight by
+    :data:`FINE_TUNE_LR` unless ``lr`` is given: a fresh AdamW's first steps move every weight by
     about the rate, which at the bootstrap's own rates undoes more than a short round teaches.
     """
     sam2 = TrainConfig(
         steps=steps,
-        lr=lr if lr is not None else fine_tune_lr(model_name),
+        lr=lr if lr is not None else FINE_TUNE_LR,
         warmup_steps=min(20, steps // 5 + 1),
         checkpoint_every=50,
         log_every=10,
