@@ -49,8 +49,9 @@ class Run:
     seconds: float
     clicks: int
     clicked_frames: int
-    strokes: int
+    strokes: int  # brush and eraser strokes charged by the stroke base and length
     stroke_length: float  # in frame diagonals, summed
+    outlines: int  # objects drawn on an empty mask, charged TimeModel.outline_s each
 
     @property
     def seconds_per_frame(self) -> float:
@@ -63,7 +64,7 @@ class Run:
 
 def run_phase1(videos: list, quality: ModelQuality, time_model: TimeModel) -> Run:
     """Simulated Phase 1 on every object of ``videos``, charged by ``time_model``."""
-    frames = seconds = clicks = clicked = strokes = 0
+    frames = seconds = clicks = clicked = strokes = outlines = 0
     length = 0.0
     for video in videos:
         source = ArrayFrames(video.frames[video.sampled_frames][..., ::-1].copy())  # BGR -> RGB
@@ -79,9 +80,13 @@ def run_phase1(videos: list, quality: ModelQuality, time_model: TimeModel) -> Ru
             seconds += stats.seconds
             clicks += stats.clicks
             clicked += stats.clicked_frames
-            strokes += stats.strokes
-            length += sum(e.payload["length"] for e in result.events if e.action in STROKES)
-    return Run(frames, seconds, clicks, clicked, strokes, length)
+            # Outlines (a whole object drawn on an empty mask) cost a fixed OUTLINE_S, not the
+            # stroke base being calibrated; the strong model leaves none, and they are counted apart.
+            traced = [e for e in result.events if e.action in STROKES and not e.payload.get("outline")]
+            strokes += len(traced)
+            outlines += stats.strokes - len(traced)
+            length += sum(e.payload["length"] for e in traced)
+    return Run(frames, seconds, clicks, clicked, strokes, length, outlines)
 
 
 def main() -> None:
@@ -114,7 +119,7 @@ def main() -> None:
     strokes_per_frame = run.strokes / run.frames
     base = (PAPER.seconds_per_frame - run.seconds_per_frame) / strokes_per_frame
     print(f"   without it: {run.seconds_per_frame:.2f} s per frame, {strokes_per_frame:.2f} strokes per frame "
-          f"({run.stroke_length / run.frames:.4f} diagonals of stroke)")
+          f"({run.stroke_length / run.frames:.4f} diagonals of stroke), {run.outlines} objects outlined by hand")
     print(f"   stroke_base_s = ({PAPER.seconds_per_frame} - {run.seconds_per_frame:.2f}) / {strokes_per_frame:.2f} = {base:.2f}")
 
     calibrated = dataclasses.replace(TimeModel(), stroke_base_s=round(base, 1))

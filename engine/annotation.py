@@ -174,15 +174,20 @@ class ActionLog:
         payload = {"x": round(click.x, 2), "y": round(click.y, 2), "positive": click.positive, "locate": locate}
         return self._add(Action.CLICK, click.frame, payload, self.time_model.click(locate=locate), model_s)
 
-    def stroke(self, stroke: Stroke, *, model_s: float = 0.0) -> float:
+    def stroke(self, stroke: Stroke, *, outline: bool = False, model_s: float = 0.0) -> float:
+        """A brush or eraser stroke; ``outline``: a brush stroke drawing the object on an empty mask."""
+        if outline and stroke.eraser:
+            raise AnnotationError(f"frame {stroke.frame}: an eraser stroke cannot outline an object")
         region = decode(stroke.region)
-        payload = {
+        payload: dict[str, Any] = {
             "area": area(stroke.region),
             "length": round(stroke_length(region), 5),
             "rle": stroke.region.counts.decode("ascii"),
         }
+        if outline:
+            payload["outline"] = True
         action = Action.ERASER if stroke.eraser else Action.BRUSH
-        return self._add(action, stroke.frame, payload, self.time_model.stroke(region), model_s)
+        return self._add(action, stroke.frame, payload, self.time_model.stroke(region, outline=outline), model_s)
 
     def propagate(self, from_frame: int, frames: int, *, model_s: float) -> float:
         return self._add(Action.PROPAGATE, from_frame, {"frames": frames}, 0.0, model_s)

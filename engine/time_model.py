@@ -26,10 +26,20 @@ Sources of the human figures:
   Calibration result (``python bench/calibrate_time_model.py``: 8 seeded synthetic videos of
   320x240, seed 0, 24 sampled frames, 4 objects each; annotator IoU target 0.9, polish 0.95):
   the strong image model with 5 error blobs a frame needs 4.78 clicks per clicked frame (paper
-  4.80); without the per-stroke cost Phase 1 takes 8.67 s per frame with 1.77 strokes per frame
-  (0.0585 diagonals of stroke), so ``stroke_base_s = (37.8 - 8.67) / 1.77 = 16.5``; the check
-  run with 16.5 gives 37.82 s per frame. Most of Phase 1's time is thus the per-stroke work of
-  polishing boundaries, as the paper's annotators did with the brush on every frame.
+  4.80); without the per-stroke cost Phase 1 takes 10.10 s per frame with 1.75 strokes per frame
+  (0.0577 diagonals of stroke) and 14 objects outlined by hand (below), so ``stroke_base_s =
+  (37.8 - 10.10) / 1.75 = 15.8``; the check run with 15.8 gives 37.73 s per frame. Most of
+  Phase 1's time is thus the per-stroke work of polishing boundaries, as the paper's annotators
+  did with the brush on every frame.
+- **Outlining an object by hand: 79.2 s.** A brush stroke on a frame whose mask is empty (the
+  model found nothing, or a mostly wrong mask was cleared) draws the whole object from nothing,
+  which is manual polygon annotation, not a touch-up: COCO's instance masks took 22 worker-hours
+  per 1,000 (Lin et al., 2014), 79.2 s each. Without it a model useless everywhere made Phase 1
+  the cheapest of all (28 s per frame with random weights against 37 to 50 s with trained ones,
+  ``bench/phase1_actions.py``), because one stroke (then 16.5 s plus its length) painted what a
+  middling model's spill and miss took two or three strokes to fix. The strong model of the
+  calibration above leaves 14 of its 768 frames empty after the clicks; they are outlined, and
+  charged as outlines there too.
 """
 
 from __future__ import annotations
@@ -48,8 +58,9 @@ from engine.errors import ConfigError
 LOCATE_S = 1.0  # SAM 2 paper, appendix E.1.2
 CLICK_S = 1.5  # SAM 2 paper, appendix E.1.2
 EXAMINE_S_PER_FRAME = 30.0 / 300  # SAM 2 paper, appendix E.1.2: 300 frames in 30 s
-STROKE_BASE_S = 16.5  # calibrated by bench/calibrate_time_model.py (see the module doc)
+STROKE_BASE_S = 15.8  # calibrated by bench/calibrate_time_model.py (see the module doc)
 STROKE_S_PER_DIAGONAL = 20.0  # an assumption: careful tracing at about 75 px/s on a 1,500 px screen
+OUTLINE_S = 22 * 3600 / 1000  # COCO (Lin et al., 2014): 22 worker-hours per 1,000 instance masks
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class TimeModel:
     examine_s_per_frame: float = EXAMINE_S_PER_FRAME
     stroke_base_s: float = STROKE_BASE_S
     stroke_s_per_diagonal: float = STROKE_S_PER_DIAGONAL
+    outline_s: float = OUTLINE_S
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -71,8 +83,13 @@ class TimeModel:
         """One click; the first click of an annotation from scratch also pays for finding the object."""
         return self.click_s + (self.locate_s if locate else 0.0)
 
-    def stroke(self, region: np.ndarray) -> float:
-        """One brush or eraser stroke painting ``region`` (a boolean mask of the frame)."""
+    def stroke(self, region: np.ndarray, *, outline: bool = False) -> float:
+        """One brush or eraser stroke painting ``region`` (a boolean mask of the frame).
+
+        ``outline``: the stroke draws the object on an empty mask, by hand from nothing.
+        """
+        if outline:
+            return self.outline_s
         return self.stroke_base_s + self.stroke_s_per_diagonal * stroke_length(region)
 
     def examine(self, frames: int) -> float:

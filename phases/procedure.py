@@ -150,8 +150,9 @@ def finish_with_brush(ws: Workspace, frame: int, mask: np.ndarray, *, polish: bo
         mask = np.zeros_like(mask)
     strokes = ws.annotator.strokes(frame, mask, polish=polish)
     for stroke in strokes:
+        # On an empty mask the brush draws the object from nothing: charged as an outline by hand.
+        ws.log.stroke(stroke, outline=not stroke.eraser and not mask.any())
         mask = stroke.apply(mask)
-        ws.log.stroke(stroke)
     return mask, cleared or bool(strokes)
 
 

@@ -120,3 +120,28 @@ def test_simulated_phase_1_with_a_strong_model_lands_near_the_paper_s_37_8_s() -
 
 def test_the_time_model_is_a_plain_record() -> None:
     assert dataclasses.replace(TimeModel(), click_s=2.0).click(locate=False) == 2.0
+
+
+def test_drawing_an_object_on_an_empty_mask_costs_coco_s_outline_time_whatever_its_size() -> None:
+    model = TimeModel()
+    assert model.outline_s == pytest.approx(79.2)  # COCO: 22 worker-hours per 1,000 instance masks
+    small, large = np.zeros((100, 100), bool), np.zeros((100, 100), bool)
+    small[10:14, 10:14] = True
+    large[10:60, 10:60] = True
+    assert model.stroke(small, outline=True) == model.stroke(large, outline=True) == model.outline_s
+    assert model.stroke(large) < model.outline_s  # a touch-up, however large, costs less than drawing anew
+
+
+def test_an_outline_is_logged_as_a_brush_stroke_marked_as_such() -> None:
+    log = _log(ManualClock())
+    region = np.zeros((20, 30), bool)
+    region[2:9, 2:9] = True
+    log.stroke(Stroke.painting(0, region, eraser=False), outline=True)
+    log.stroke(Stroke.painting(1, region, eraser=False))
+    outline, touch_up = log.events
+    assert outline.action is touch_up.action is Action.BRUSH
+    assert outline.payload["outline"] is True and "outline" not in touch_up.payload
+    assert outline.duration_s == pytest.approx(79.2) and touch_up.duration_s == pytest.approx(TimeModel().stroke(region))
+    with pytest.raises(AnnotationError, match="eraser stroke cannot outline"):
+        log.stroke(Stroke.painting(2, region, eraser=True), outline=True)
+    assert len(log.events) == 2

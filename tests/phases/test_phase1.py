@@ -89,3 +89,34 @@ def test_phase_1_with_the_real_model(short_video, compact) -> None:
     for frame in range(frames):
         assert frame_iou(decode(result.masklet.masks[frame]), decode(truth.masks[frame])) >= 0.95
     assert all(e.model_s > 0 for e in result.events if e.action is Action.CLICK)
+
+
+class _FindsNothing:
+    """An image model whose every mask is empty (a model that has learnt nothing)."""
+
+    model_version_id = None
+    description = "finds nothing"
+
+    def image(self, frames):
+        class Image:
+            def click(self, frame, clicks):
+                height, width = frames.size
+                return np.zeros((height, width), bool)
+
+        return Image()
+
+
+def test_a_model_that_finds_nothing_leaves_every_visible_frame_to_be_outlined_by_hand(tiny_video) -> None:
+    """Drawn from nothing is COCO's 79.2 s a mask: a useless model must not be the cheapest one."""
+    truth = object_with(tiny_video, late=True)
+    useless = phase1.annotate(make_job(tiny_video, truth, segmenters=_FindsNothing()))
+    helpful = phase1.annotate(make_job(tiny_video, truth))
+
+    visible = [f for f in range(truth.frame_count) if truth.areas[f] > 0]
+    outlines = [e for e in useless.events if e.payload.get("outline")]
+    assert sorted(e.frame_index for e in outlines) == visible  # one per visible frame, on the empty mask
+    assert all(e.action is Action.BRUSH and e.duration_s == pytest.approx(79.2) for e in outlines)
+    assert not any(e.payload.get("outline") for e in helpful.events)  # its masks always had something
+    for frame in visible:
+        assert frame_iou(decode(useless.masklet.masks[frame]), decode(truth.masks[frame])) >= 0.95
+    assert useless.seconds > helpful.seconds
