@@ -286,8 +286,11 @@ class Annotator(Protocol):
         """The next click to correct ``mask`` (after ``clicks`` on this frame), or None: done clicking."""
         ...
 
-    def starts_over(self, frame: int, mask: np.ndarray) -> bool:
-        """Whether to clear ``mask`` and paint the object anew rather than correct it stroke by stroke."""
+    def starts_over(self, frame: int, mask: np.ndarray, *, polish: bool = True) -> bool:
+        """Whether to clear ``mask`` and paint the object anew rather than correct it stroke by stroke.
+
+        ``polish``: the frame is to be finished to the polish target (see :meth:`strokes`).
+        """
         ...
 
     def strokes(self, frame: int, mask: np.ndarray, *, polish: bool = True) -> Sequence[Stroke]:

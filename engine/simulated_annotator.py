@@ -9,8 +9,9 @@ brush and eraser, largest error first, painting each error region exactly (pixel
 tools): what clicks cannot fix. A frame annotated from scratch it polishes to its polish
 target (0.95), as Phase 1 annotators did; a tracked frame it refines only up to the IoU
 target, as the paper's Phase 3 annotators refined SAM 2's masks. A mask that is mostly wrong
-(IoU below 0.5) it clears and paints anew rather than correcting it piece by piece. On
-examination a frame passes at the IoU target.
+(IoU below 0.5) it clears and outlines anew when that costs less than correcting it piece by
+piece (an outline by hand is 79.2 s, engine/time_model.py). On examination a frame passes at
+the IoU target.
 
 Skill parameters make it imperfect: click jitter (pixels of Gaussian noise on each click),
 a chance of overlooking a failing frame when examining, and the target itself. Everything
@@ -24,7 +25,7 @@ rate (the chance of the wrong one of satisfactory / unsatisfactory).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -37,6 +38,7 @@ from engine.masklets import Masklet
 from engine.masks import decode
 from engine.metrics import masklet_jf
 from engine.queues import Verdict
+from engine.time_model import TimeModel
 
 DEFAULT_IOU_TARGET = 0.9  # SA-V quality, per frame
 DEFAULT_POLISH_TARGET = 0.95
@@ -50,7 +52,7 @@ class Skill:
     iou_target: float = DEFAULT_IOU_TARGET
     polish_target: float = DEFAULT_POLISH_TARGET  # a frame annotated from scratch is brushed up to this IoU
     click_budget: int = DEFAULT_CLICK_BUDGET  # clicks per frame before turning to the brush
-    restart_below: float = 0.5  # a mask worse than this is cleared and painted anew, not corrected
+    restart_below: float = 0.5  # a mask worse than this is cleared and outlined anew, when that is cheaper than fixing it
     click_jitter_px: float = 0.0  # standard deviation of the error of a click's position
     overlook_chance: float = 0.0  # chance of accepting a failing frame when examining it
 
@@ -101,12 +103,15 @@ class GroundTruth:
 class SimulatedAnnotator:
     """An :class:`engine.annotation.Annotator` that knows the truth of the object it annotates."""
 
-    def __init__(self, truth: Masklet | None, *, name: str, skill: Skill = Skill(), seed: int = 0) -> None:
+    def __init__(
+        self, truth: Masklet | None, *, name: str, skill: Skill = Skill(), seed: int = 0, time_model: TimeModel = TimeModel()
+    ) -> None:
         if truth is None:
             raise MissingGroundTruthError(f"simulated annotator {name} needs the object's ground truth, and there is none")
         self.truth = GroundTruth(truth)
         self._name = name
         self.skill = skill
+        self.time_model = time_model  # what the annotator expects its strokes and outlines to cost
         self._rng = random.Random(seed)
 
     @property
@@ -122,22 +127,39 @@ class SimulatedAnnotator:
             return None
         return corrective_click(frame, mask, truth, jitter_px=self.skill.click_jitter_px, rng=self._rng)
 
-    def starts_over(self, frame: int, mask: np.ndarray) -> bool:
-        """Clear a mask that is mostly wrong (IoU below ``restart_below``) and paint the object anew."""
-        return bool(mask.any()) and frame_iou(mask, self.truth[frame]) < self.skill.restart_below
+    def starts_over(self, frame: int, mask: np.ndarray, *, polish: bool = True) -> bool:
+        """Clear a mostly wrong mask when outlining the object anew costs less than fixing it.
+
+        A mask below ``restart_below`` IoU is a candidate; the annotator weighs the strokes
+        that would fix it (up to the target ``polish`` sets) against a clear and an outline by
+        hand, both priced by the annotator's time model, and takes the cheaper. A spill and a
+        miss are fixed in two strokes; a speckle of a hundred regions is cleared.
+        """
+        truth = self.truth[frame]
+        if not mask.any() or frame_iou(mask, truth) >= self.skill.restart_below:
+            return False
+        anew = self.time_model.click_s + self.time_model.outline_s  # the clear button, then the outline
+        fixing = 0.0
+        for stroke in self._fixing_strokes(frame, mask, polish=polish):
+            fixing += self.time_model.stroke(decode(stroke.region))
+            if fixing > anew:
+                return True
+        return False
 
     def strokes(self, frame: int, mask: np.ndarray, *, polish: bool = True) -> list[Stroke]:
+        return list(self._fixing_strokes(frame, mask, polish=polish))
+
+    def _fixing_strokes(self, frame: int, mask: np.ndarray, *, polish: bool) -> Iterator[Stroke]:
+        """Strokes painting the largest error first until the frame reaches its target."""
         truth = self.truth[frame]
         target = self.skill.polish_target if polish else self.skill.iou_target
-        strokes: list[Stroke] = []
         while frame_iou(mask, truth) < target:
             largest = largest_error(mask, truth)
             if largest is None:
                 break
             stroke = Stroke.painting(frame, largest.region, eraser=not largest.missed)
             mask = stroke.apply(mask)
-            strokes.append(stroke)
-        return strokes
+            yield stroke
 
     def accepts(self, frame: int, mask: np.ndarray) -> bool:
         if frame_iou(mask, self.truth[frame]) >= self.skill.iou_target:

@@ -144,7 +144,7 @@ def finish_with_brush(ws: Workspace, frame: int, mask: np.ndarray, *, polish: bo
 
     ``polish``: a frame annotated from scratch, finished to the annotator's best standard.
     """
-    cleared = ws.annotator.starts_over(frame, mask)
+    cleared = ws.annotator.starts_over(frame, mask, polish=polish)
     if cleared:
         ws.log.clear(frame)
         mask = np.zeros_like(mask)

@@ -20,6 +20,7 @@ from engine.simulated_annotator import (
     error_regions,
     frame_iou,
 )
+from engine.time_model import TimeModel
 
 H, W = 48, 64
 
@@ -122,6 +123,20 @@ def test_a_hopeless_mask_is_cleared_and_painted_anew() -> None:
     nearly = truth.copy()
     nearly[15:17, 20:40] = False
     assert not annotator.starts_over(0, nearly)
+
+
+def test_a_mostly_wrong_mask_that_one_stroke_fixes_is_fixed_rather_than_outlined_anew() -> None:
+    """Below IoU 0.5 the annotator weighs the fix against a clear and an outline (79.2 s), and takes the cheaper."""
+    truth = box(20, 15, 40, 35)
+    half = truth.copy()
+    half[:, 28:] = False  # the left 40 % of the object: IoU 0.4, one brush stroke from the truth
+    annotator = SimulatedAnnotator(masklet_of([truth]), name="a")
+    assert frame_iou(half, truth) < annotator.skill.restart_below
+    assert len(annotator.strokes(0, half)) == 1
+    assert not annotator.starts_over(0, half)
+    # With outlines priced like a stroke, clearing and drawing anew would be the cheaper way.
+    cheap_outlines = SimulatedAnnotator(masklet_of([truth]), name="a", time_model=TimeModel(outline_s=1.0))
+    assert cheap_outlines.starts_over(0, half)
 
 
 def test_examining_accepts_a_failing_frame_only_by_overlooking() -> None:
