@@ -26,9 +26,9 @@ Sources of the human figures:
   Calibration result (``python bench/calibrate_time_model.py``: 8 seeded synthetic videos of
   320x240, seed 0, 24 sampled frames, 4 objects each; annotator IoU target 0.9, polish 0.95):
   the strong image model with 5 error blobs a frame needs 4.78 clicks per clicked frame (paper
-  4.80); without the per-stroke cost Phase 1 takes 10.10 s per frame with 1.75 strokes per frame
-  (0.0577 diagonals of stroke) and 14 objects outlined by hand (below), so ``stroke_base_s =
-  (37.8 - 10.10) / 1.75 = 15.8``; the check run with 15.8 gives 37.73 s per frame. Most of
+  4.80); without the per-stroke cost Phase 1 takes 9.48 s per frame with 1.77 strokes per frame
+  (0.0581 diagonals of stroke) and 8 objects outlined by hand (below), so ``stroke_base_s =
+  (37.8 - 9.48) / 1.77 = 16.0``; the check run with 16.0 gives 37.79 s per frame. Most of
   Phase 1's time is thus the per-stroke work of polishing boundaries, as the paper's annotators
   did with the brush on every frame.
 - **Outlining an object by hand: 79.2 s.** A brush stroke on a frame whose mask is empty (the
@@ -38,8 +38,10 @@ Sources of the human figures:
   the cheapest of all (28 s per frame with random weights against 37 to 50 s with trained ones,
   ``bench/phase1_actions.py``), because one stroke (then 16.5 s plus its length) painted what a
   middling model's spill and miss took two or three strokes to fix. The strong model of the
-  calibration above leaves 14 of its 768 frames empty after the clicks; they are outlined, and
-  charged as outlines there too.
+  calibration above outlines 8 objects by hand in its 768 frames (masks left empty after the
+  clicks, or too wrong to be worth fixing); they are charged as outlines there too. Priced so,
+  an outline is worth it only for a mask that would take several strokes to fix, and the
+  simulated annotator clears a mostly wrong mask only then (``SimulatedAnnotator.starts_over``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from engine.errors import ConfigError
 LOCATE_S = 1.0  # SAM 2 paper, appendix E.1.2
 CLICK_S = 1.5  # SAM 2 paper, appendix E.1.2
 EXAMINE_S_PER_FRAME = 30.0 / 300  # SAM 2 paper, appendix E.1.2: 300 frames in 30 s
-STROKE_BASE_S = 15.8  # calibrated by bench/calibrate_time_model.py (see the module doc)
+STROKE_BASE_S = 16.0  # calibrated by bench/calibrate_time_model.py (see the module doc)
 STROKE_S_PER_DIAGONAL = 20.0  # an assumption: careful tracing at about 75 px/s on a 1,500 px screen
 OUTLINE_S = 22 * 3600 / 1000  # COCO (Lin et al., 2014): 22 worker-hours per 1,000 instance masks
 
