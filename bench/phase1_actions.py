@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from engine.annotation import Action  # noqa: E402
+from engine.metrics import masklet_stats  # noqa: E402
 from engine.model_loading import build_model, choose_device, image_model_from  # noqa: E402
 from engine.model_segmenters import ModelSegmenters  # noqa: E402
 from engine.segmenter_config import COMPACT  # noqa: E402
@@ -90,14 +91,11 @@ def _phase1(loaded, videos, seed: int) -> tuple[collections.Counter, collections
             job = PhaseJob(video.video_id, masklet.object_id, video.frames, annotator, segmenters, clock=ManualClock())
             result = phase1.annotate(job)
             frames += masklet.frame_count
-            clicked_frames = set()
+            clicked += masklet_stats(result.events).clicked_frames
             for event in result.events:
                 kind = _kind(event)
                 counts[kind] += 1
                 seconds[kind] += event.duration_s
-                if event.action is Action.CLICK:
-                    clicked_frames.add(event.frame_index)
-            clicked += len(clicked_frames)
     return counts, seconds, frames, clicked
 
 
