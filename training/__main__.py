@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="train an earlier bootstrap model further (on its own synthetic data) instead of starting from scratch",
     )
+    boot.add_argument(
+        "--refine-clicks",
+        type=int,
+        default=0,
+        help="with --continue-from: corrective clicks on the tracked frame of half the clips (Phase 3's refinement)",
+    )
     boot.add_argument("--train-videos", type=int, default=None, help="default 64")
     boot.add_argument("--val-videos", type=int, default=None, help="default 8")
     boot.add_argument("--seed", type=int, default=None, help="default 0")
@@ -72,8 +78,10 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             raise ConfigError("--continue-from needs --steps: how many more steps to train")
         parent = read_bootstrap_report(args.continue_from)
         spec = bootstrap_spec_of(parent)
-        stages: tuple = (continue_stage(args.steps, seed=chain_stage_count(parent)),)
+        stages: tuple = (continue_stage(args.steps, seed=chain_stage_count(parent), refine_clicks=args.refine_clicks),)
     else:
+        if args.refine_clicks:
+            raise ConfigError("--refine-clicks is for --continue-from: the bootstrap recipe's own last stage trains corrections")
         spec = BootstrapSpec(**{name: value for name, value in data_flags.items() if value is not None})
         stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):

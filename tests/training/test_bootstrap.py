@@ -4,6 +4,7 @@ the shipped checkpoint that ``sam2-compact`` loads out of the box."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from training.bootstrap import (
 )
 from training.clips import ClipSpec
 from training.loop import TrainConfig
-from training.prompts import PromptSpec
+from training.prompts import PromptKind, PromptSpec, plan_prompts
 from training.register import register_bootstrap
 from tests.training.tiny import CPU, same_parameters, tiny_spec
 
@@ -145,6 +146,20 @@ def test_a_continuation_carries_masks_on_two_frame_clips_and_learns_prompts_on_s
     assert more.image_step_p > 0 and more.image_prompts == track.prompts and more.image_prompts.click_p > 0
 
 
+def test_a_continuation_can_train_refinement_clicks_on_the_tracked_frame_of_half_its_clips() -> None:
+    plain, refining = continue_stage(100, seed=2), continue_stage(100, seed=2, refine_clicks=3)
+    assert plain.prompts.correction_frames == 0
+    assert (refining.prompts.correction_frames, refining.prompts.corrections_per_frame) == (1, 3)
+    assert replace(refining, prompts=plain.prompts) == plain  # nothing else changes
+    generator = torch.Generator().manual_seed(0)
+    plans = [plan_prompts(2, refining.prompts, generator) for _ in range(400)]
+    assert all(p.kind is PromptKind.MASK and p.cond_frames == (0,) for p in plans)
+    corrected = sum(p.correction_frames == (1,) for p in plans)
+    assert all(p.correction_frames in ((), (1,)) for p in plans) and 150 < corrected < 250
+    with pytest.raises(ConfigError, match="refine_clicks"):
+        continue_stage(100, seed=2, refine_clicks=-1)
+
+
 def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_whole_chain(tmp_path: Path) -> None:
     first = run_bootstrap(SPEC, STAGES[:1], tmp_path / "first", CPU, command="first")
     assert first is not None
@@ -195,4 +210,8 @@ def test_the_command_refuses_data_flags_and_a_missing_step_count_when_continuing
     assert "needs --steps" in capsys.readouterr().err
     assert training_main([*base, "--steps", "3"]) == 2
     assert "is not a bootstrap model" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    fresh = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--steps", "3", "--refine-clicks", "3"]
+    assert training_main(fresh) == 2
+    assert "--refine-clicks is for --continue-from" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

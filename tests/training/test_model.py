@@ -257,3 +257,31 @@ def test_the_trainer_reports_feature_and_memory_magnitudes_with_their_gradients(
     sum(predictions.feature_rms).backward()
     for module in ("vision_encoder", "memory_encoder"):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith(module))
+
+
+@pytest.mark.parametrize("corrections", [1, 3])
+def test_corrective_clicks_on_a_tracked_frame_are_what_a_video_session_does_with_them(compact, corrections) -> None:
+    """Phase 3's refinement: a mask on frame 0, tracked to frame 1, then clicks on frame 1."""
+    video = tiny_video(4, side=SIDE, frames=3)
+    mask = _first_mask(video)
+    target = torch.from_numpy(decode(video.masklets[0].masks[1]).astype(bool))[None]
+    prompts = ClipPrompts(PromptKind.MASK, (0,), (1,), corrections)
+    predictions = _trainer_outputs(compact, video, prompts, seed=5)
+    steps = predictions[1].steps
+    assert len(steps) == corrections + 1  # the tracked prediction, then one per click
+    generator = torch.Generator().manual_seed(5)
+    points = labels = None
+    for step in steps[:-1]:
+        click, label = sample_clicks((step.best_high_res[:, 0] > 0), target, generator)
+        points = click if points is None else torch.cat([points, click], dim=1)
+        labels = label if labels is None else torch.cat([labels, label], dim=1)
+
+    session = VideoSession(compact, video.frames)
+    object_id = video.masklets[0].object_id
+    session.add_mask(0, object_id, mask)
+    tracked = {r.frame: r.object(object_id).mask for r in session.propagate(0, "forward")}
+    assert (tracked[1] == (steps[0].best_high_res[0, 0] > 0).numpy()).mean() > 0.998
+    refined = session.add_points(1, object_id, points[0].tolist(), labels[0].tolist()).object(object_id).mask
+    trained = (steps[-1].best_high_res[0, 0] > 0).numpy()
+    assert 0.01 < trained.mean() < 0.99
+    assert float((trained != refined).mean()) <= 2e-3
