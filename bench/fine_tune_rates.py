@@ -1,12 +1,16 @@
-"""How a short retraining round's learning rate moves the bootstrap model, side by side in one run.
+"""How a short retraining round's learning rate and recipe move the bootstrap model, side by side in one run.
 
-Each rate fine-tunes the shipped ``sam2-compact`` checkpoint for ``--steps`` steps of
+Each rate (under each recipe of ``--recipes``) fine-tunes the shipped ``sam2-compact`` checkpoint for ``--steps`` steps of
 ``training.retrain.fine_tune_config`` (the recipe a retraining round uses, a fresh optimiser as
 in a round) on synthetic videos of a seed the bootstrap never saw, then scores first-frame-mask
 J&F on validation videos of that seed. Rate 0 is the baseline: the shipped model untouched.
 A round that ends below the baseline undid more than it taught.
 
-    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--threads 1]
+A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
+mask-prompted clips with refinement clicks (sam2-compact's default), or ``sam2``, SAM 2's 8-frame
+clips and prompts.
+
+    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry sam2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from engine.segmenter_config import COMPACT  # noqa: E402
 from training.bootstrap import BootstrapSpec, load_trained, save_model, synthetic_videos  # noqa: E402
 from training.evaluate import evaluate_model  # noqa: E402
 from training.loop import train  # noqa: E402
-from training.retrain import fine_tune_config  # noqa: E402
+from training.retrain import RECIPES, fine_tune_config  # noqa: E402
 
 
 def main() -> None:
@@ -37,6 +41,7 @@ def main() -> None:
     parser.add_argument("--train-videos", type=int, default=8)
     parser.add_argument("--val-videos", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3, help="synthetic data seed (the bootstrap trained on seed 0)")
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=["carry"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -47,19 +52,22 @@ def main() -> None:
     device = choose_device("cpu", torch_threads=args.threads)
     train_set, val_set = synthetic_videos(BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed))
     print(f"{args.steps}-step rounds on {len(train_set)} videos; mask J&F on {len(val_set)} validation videos")
-    print(f"{'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}")
+    print(f"{'recipe':>7}  {'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}  {'train s':>8}")
     baseline = None
-    for rate in args.rates:
+    runs = [("-", 0.0)] if 0 in args.rates else []
+    runs += [(recipe, rate) for recipe in args.recipes for rate in args.rates if rate > 0]
+    for recipe, rate in runs:
         model = Sam2VideoModel.from_pretrained(weights)
+        seconds = 0.0
         with tempfile.TemporaryDirectory() as work:
             if rate > 0:
-                train(model, train_set, fine_tune_config(COMPACT, args.steps, rate), Path(work) / "run", device)
+                config = fine_tune_config(COMPACT, args.steps, rate, recipe=recipe)
+                seconds = train(model, train_set, config, Path(work) / "run", device).total_seconds
             save_model(model, Path(work) / "model")
             jf = evaluate_model(load_trained(Path(work) / "model", device), val_set, protocols=["mask"]).jf["mask"]
         baseline = jf if rate == 0 else baseline
         delta = f"{jf - baseline:+8.3f}" if baseline is not None else " " * 8
-        print(f"{rate:>10.0e}  {jf:8.3f}  {delta}", flush=True)
-
+        print(f"{recipe:>7}  {rate:>10.0e}  {jf:8.3f}  {delta}  {seconds:8.0f}", flush=True)
 
 if __name__ == "__main__":
     main()

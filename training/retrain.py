@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from transformers import Sam2VideoModel
 
+from engine.errors import ConfigError
 from engine.model_loading import DeviceChoice, LoadedModel, build_model
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.training_data import TrainingDataSource, TrainingRunLog
-from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, load_trained, save_model
+from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, continue_stage, load_trained, save_model
 from training.dataset import build_datasets
 from training.evaluate import ModelEvaluation, evaluate_model, phase3_seconds_per_frame
 from training.loop import TrainConfig, train
@@ -71,17 +72,30 @@ FINE_TUNE_LR = 5e-6
 SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 
 
-def fine_tune_config(model_name: str, steps: int, lr: float | None = None) -> TrainConfig:
+# A round of sam2-compact trains on what its bootstrap continuations train on (see
+# training.bootstrap.continue_stage): 2-frame clips prompted by a mask, corrective clicks on the
+# tracked frame of half of them (Phase 3's refinement), and 30 % single-frame steps with SAM
+# 2's prompts. SAM 2's own 8-frame clips lowered this model's J&F wherever they were tried
+# (docs/training.md), and a 2-frame step costs about a third of an 8-frame one.
+ROUND_REFINE_CLICKS = 3
+RECIPES = ("carry", "sam2")
+
+
+def fine_tune_config(model_name: str, steps: int, lr: float | None = None, recipe: str | None = None) -> TrainConfig:
     """The settings of one retraining round of ``model_name``: the recipe it was trained under.
 
     ``sam2-compact`` was bootstrapped with dice weighted like focal, bounded feature magnitudes
     and its image encoder at a lower rate than its memory modules (:mod:`training.bootstrap`);
     fine-tuning it under SAM 2's 20 : 1 weights at one rate would pull it away from what it learnt (a focal-dominated loss
-    shrinks masks; a fast image encoder drowns the memory, docs/training.md). Real SAM 2.1
-    checkpoints get SAM 2's own fine-tuning losses and rates. The rate is
-    :data:`FINE_TUNE_LR` unless ``lr`` is given: a fresh AdamW's first steps move every weight by
-    about the rate, which at the bootstrap's own rates undoes more than a short round teaches.
+    shrinks masks; a fast image encoder drowns the memory, docs/training.md). Its rounds use the
+    continuation's clips (``recipe="carry"``, the default for it); ``recipe="sam2"`` gives it SAM
+    2's 8-frame clips and prompts instead. Real SAM 2.1 checkpoints get SAM 2's own recipe,
+    losses and rates. The rate is :data:`FINE_TUNE_LR` unless ``lr`` is given: a fresh AdamW's
+    first steps move every weight by about the rate, which at the bootstrap's own rates undoes
+    more than a short round teaches.
     """
+    if recipe is not None and recipe not in RECIPES:
+        raise ConfigError(f"unknown retraining recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     sam2 = TrainConfig(
         steps=steps,
         lr=lr if lr is not None else FINE_TUNE_LR,
@@ -91,11 +105,15 @@ def fine_tune_config(model_name: str, steps: int, lr: float | None = None) -> Tr
         losses=LossWeights(),
         lr_scales=(("vision_encoder", SAM2_IMAGE_ENCODER_LR_SCALE),),
     )
-    if model_name == COMPACT:
-        return replace(
-            sam2, prompts=PromptSpec(corrections_per_frame=3), losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES
-        )
-    return sam2
+    if model_name != COMPACT:
+        if recipe == "carry":
+            raise ConfigError("the 'carry' recipe is sam2-compact's; real SAM 2.1 checkpoints fine-tune on SAM 2's own")
+        return sam2
+    compact = replace(sam2, losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES)
+    if recipe == "sam2":
+        return replace(compact, prompts=PromptSpec(corrections_per_frame=3))
+    carry = continue_stage(steps, seed=compact.seed, refine_clicks=ROUND_REFINE_CLICKS)
+    return replace(carry, lr=compact.lr, warmup_steps=compact.warmup_steps, checkpoint_every=50, log_every=10)
 
 
 def retrain(

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import Sam2VideoModel
 
+from engine.errors import ConfigError
 from engine.masklets import MaskletSource
 from engine.model_registry import CHAMPION, ModelVersion, previous_alias
 from engine.segmenter_config import COMPACT, sam2_compact_config
@@ -146,3 +147,19 @@ def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> Non
     # A round fine-tunes well below the rate the bootstrap trained at (a fresh optimiser's first
     # steps at that rate undo more than a short round teaches); an explicit rate wins.
     assert compact.lr < BOOTSTRAP_LR / 10 and fine_tune_config(COMPACT, 40, lr=1e-4).lr == 1e-4
+
+
+def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_is_asked_for() -> None:
+    carry, sam2 = fine_tune_config(COMPACT, 40), fine_tune_config(COMPACT, 40, recipe="sam2")
+    assert carry == fine_tune_config(COMPACT, 40, recipe="carry")
+    assert carry.clips.frames == 2 and carry.image_step_p > 0
+    assert carry.prompts.mask_p == 1.0 and carry.prompts.correction_frames == 1 and carry.prompts.corrections_per_frame == 3
+    assert sam2.clips.frames == 8 and sam2.prompts.mask_p == 0.5
+    for config in (carry, sam2):  # the round's rate, schedule and losses, whichever clips
+        assert (config.lr, config.warmup_steps, config.steps, config.losses, config.lr_scales) == (
+            5e-6, 9, 40, carry.losses, BOOTSTRAP_LR_SCALES
+        )
+    with pytest.raises(ConfigError, match="unknown retraining recipe 'fast'"):
+        fine_tune_config(COMPACT, 40, recipe="fast")
+    with pytest.raises(ConfigError, match="sam2-compact's"):
+        fine_tune_config("facebook/sam2.1-hiera-tiny", 40, recipe="carry")
