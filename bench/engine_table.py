@@ -7,11 +7,10 @@ loop and prints the per-phase metrics beside the paper's, with speedups against 
 measured in the same run.
 
 The model comes from the fresh catalog's registry, which is empty, so the embedded
-``sam2-compact`` runs with random weights: its masks are meaningless, annotators fix
-everything by hand in every phase, and the speedups are small. That is the honest baseline
-the retraining work has to move. ``--model simulated`` runs the same procedures on
-simulated models (degraded ground truth), which shows what the procedures give with a model
-that tracks well.
+``sam2-compact`` runs: the bundled bootstrap checkpoint (random weights in a checkout without
+it; the run prints which). Its speedups are what the model in the loop earns, not retrained
+here. ``--model simulated`` runs the same procedures on simulated models (degraded ground
+truth), which shows what the procedures give with a model that tracks well.
 
     python bench/engine_table.py [--videos 2] [--objects 1] [--frames 8] [--size 96x64]
                                  [--annotators 1] [--model sam2-compact|simulated] [--budget N] [--seed 0]
