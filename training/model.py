@@ -198,7 +198,11 @@ class Sam2Trainer(nn.Module):
                 # trainer feeds the previous logits back as a mask prompt because its predictor
                 # does; trained that way, our model gained nothing from more clicks at inference
                 # (3-click J&F 0.254 against 1-click 0.247; docs/training.md).
-                out = self.heads(pix_feat, high_res_features, points, labels, None, False)
+                # Multi-mask or not as inference decides it: on a tracked frame one click is
+                # decoded multi-mask (``multimask_output_for_tracking``), as Phase 3's first
+                # refinement click is; from two clicks on, one mask.
+                multimask = model._use_multimask(conditioning, {"point_labels": labels[:, None]})
+                out = self.heads(pix_feat, high_res_features, points, labels, None, multimask)
                 prediction.steps.append(out)
         return prediction, (out.best_high_res, out.object_score_logits[:, :, None], points is not None, out.object_pointer)
 

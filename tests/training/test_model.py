@@ -261,27 +261,42 @@ def test_the_trainer_reports_feature_and_memory_magnitudes_with_their_gradients(
 
 @pytest.mark.parametrize("corrections", [1, 3])
 def test_corrective_clicks_on_a_tracked_frame_are_what_a_video_session_does_with_them(compact, corrections) -> None:
-    """Phase 3's refinement: a mask on frame 0, tracked to frame 1, then clicks on frame 1."""
-    video = tiny_video(4, side=SIDE, frames=3)
-    mask = _first_mask(video)
-    target = torch.from_numpy(decode(video.masklets[0].masks[1]).astype(bool))[None]
-    prompts = ClipPrompts(PromptKind.MASK, (0,), (1,), corrections)
-    predictions = _trainer_outputs(compact, video, prompts, seed=5)
-    steps = predictions[1].steps
-    assert len(steps) == corrections + 1  # the tracked prediction, then one per click
-    generator = torch.Generator().manual_seed(5)
-    points = labels = None
-    for step in steps[:-1]:
-        click, label = sample_clicks((step.best_high_res[:, 0] > 0), target, generator)
-        points = click if points is None else torch.cat([points, click], dim=1)
-        labels = label if labels is None else torch.cat([labels, label], dim=1)
+    """Phase 3's refinement: a mask on frame 0, tracked to frame 1, then clicks on frame 1.
 
-    session = VideoSession(compact, video.frames)
-    object_id = video.masklets[0].object_id
-    session.add_mask(0, object_id, mask)
-    tracked = {r.frame: r.object(object_id).mask for r in session.propagate(0, "forward")}
-    assert (tracked[1] == (steps[0].best_high_res[0, 0] > 0).numpy()).mean() > 0.998
-    refined = session.add_points(1, object_id, points[0].tolist(), labels[0].tolist()).object(object_id).mask
-    trained = (steps[-1].best_high_res[0, 0] > 0).numpy()
-    assert 0.01 < trained.mean() < 0.99
-    assert float((trained != refined).mean()) <= 2e-3
+    One click on a tracked frame is decoded multi-mask at inference (the best of three
+    candidates), more clicks as one mask. The decoder's stability fallback, which can turn a
+    single-mask output into the best of the three as well, is off here, so that a trainer
+    decoding the wrong way cannot agree by chance.
+    """
+    decoder = compact.module.mask_decoder
+    decoder.dynamic_multimask_via_stability = False
+    try:
+        video = tiny_video(4, side=SIDE, frames=3)
+        mask = _first_mask(video)
+        target = torch.from_numpy(decode(video.masklets[0].masks[1]).astype(bool))[None]
+        predictions = _trainer_outputs(compact, video, ClipPrompts(PromptKind.MASK, (0,), (1,), corrections), seed=5)
+        steps = predictions[1].steps
+        assert len(steps) == corrections + 1  # the tracked prediction, then one per click
+        generator = torch.Generator().manual_seed(5)
+        points = labels = None
+        for step in steps[:-1]:
+            click, label = sample_clicks((step.best_high_res[:, 0] > 0), target, generator)
+            points = click if points is None else torch.cat([points, click], dim=1)
+            labels = label if labels is None else torch.cat([labels, label], dim=1)
+
+        session = VideoSession(compact, video.frames)
+        object_id = video.masklets[0].object_id
+        session.add_mask(0, object_id, mask)
+        tracked = {r.frame: r.object(object_id).mask for r in session.propagate(0, "forward")}
+        assert float((tracked[1] != (steps[0].best_high_res[0, 0] > 0).numpy()).mean()) <= 2e-3
+        refined = session.add_points(1, object_id, points[0].tolist(), labels[0].tolist()).object(object_id).mask
+        out = session._session.output_dict_per_obj[0]["cond_frame_outputs"][1]  # promoted to conditioning
+    finally:
+        decoder.dynamic_multimask_via_stability = True
+    trained = steps[-1]
+    trained_mask = (trained.best_high_res[0, 0] > 0).numpy()
+    assert 0.01 < trained_mask.mean() < 0.99
+    assert float((refined != tracked[1]).mean()) > 0.01, "the clicks changed nothing: comparing proves little"
+    assert float((trained_mask != refined).mean()) <= 2e-3
+    torch.testing.assert_close(trained.best_low_res[0, 0], out["pred_masks"][0, 0], atol=1e-4, rtol=0)
+    assert float(trained.object_score_logits[0, 0]) == pytest.approx(float(out["object_score_logits"].reshape(-1)[0]), abs=1e-4)
