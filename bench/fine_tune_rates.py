@@ -69,5 +69,6 @@ def main() -> None:
         delta = f"{jf - baseline:+8.3f}" if baseline is not None else " " * 8
         print(f"{recipe:>7}  {rate:>10.0e}  {jf:8.3f}  {delta}  {seconds:8.0f}", flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
     torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
     python -m training bootstrap --steps 8000 --run-dir runs/boot --ship
-    python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more
+    python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more [--refine-clicks 3]
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for

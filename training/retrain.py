@@ -64,8 +64,8 @@ class RetrainOutcome:
 # SAM 2.1's fine-tuning rate, for its checkpoints and the bootstrap model alike; its image
 # encoder learns at 3e-6. A retraining round is short and starts the optimiser afresh, so
 # sam2-compact fine-tunes far below the rates it was bootstrapped at. Measured with
-# bench/fine_tune_rates.py (40 steps on synthetic clips of an unseen seed, mask J&F on 16
-# validation objects): on the 2026-12-04 model (from 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 /
+# bench/fine_tune_rates.py --recipes sam2 (rounds trained on 8-frame clips then; 40 steps on
+# synthetic clips of an unseen seed, mask J&F on 16 validation objects): on the 2026-12-04 model (from 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 /
 # 1e-5 ended at 0.338 / 0.339 / 0.337; on the 2026-12-05 model (from 0.428) 2e-4 fell to 0.336,
 # 2e-5 to 0.415, and 5e-6 rose to 0.439.
 FINE_TUNE_LR = 5e-6
@@ -75,8 +75,9 @@ SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 # A round of sam2-compact trains on what its bootstrap continuations train on (see
 # training.bootstrap.continue_stage): 2-frame clips prompted by a mask, corrective clicks on the
 # tracked frame of half of them (Phase 3's refinement), and 30 % single-frame steps with SAM
-# 2's prompts. SAM 2's own 8-frame clips lowered this model's J&F wherever they were tried
-# (docs/training.md), and a 2-frame step costs about a third of an 8-frame one.
+# 2's prompts. SAM 2's own 8-frame clips lowered this model's J&F in bootstrap and continuation
+# training (docs/training.md), and a 2-frame step costs about a fifth of an 8-frame one
+# (bench/fine_tune_rates.py: 20 s against 111 s for 40 steps).
 ROUND_REFINE_CLICKS = 3
 RECIPES = ("carry", "sam2")
 

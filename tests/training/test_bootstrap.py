@@ -215,3 +215,19 @@ def test_the_command_refuses_data_flags_and_a_missing_step_count_when_continuing
     assert training_main(fresh) == 2
     assert "--refine-clicks is for --continue-from" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.bootstrap as bootstrap
+
+    parent = {"model": COMPACT, "data": {}}
+    ran: list[tuple] = []
+    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: parent)
+    monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
+    monkeypatch.setattr(bootstrap, "chain_stage_count", lambda report: 3)
+    monkeypatch.setattr(bootstrap, "run_bootstrap", lambda spec, stages, *a, **kw: ran.append(stages))
+    base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu", "--steps", "5"]
+    assert training_main([*base, "--refine-clicks", "2"]) == 0
+    assert training_main(base) == 0
+    (refining,), (plain,) = ran
+    assert refining == continue_stage(5, seed=3, refine_clicks=2) and plain == continue_stage(5, seed=3)

@@ -16,7 +16,7 @@ from engine.segmenter_config import COMPACT, sam2_compact_config
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
-from training.bootstrap import BOOTSTRAP_LR, BOOTSTRAP_LR_SCALES, save_model
+from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR, BOOTSTRAP_LR_SCALES, save_model
 from training.clips import ClipSpec
 from training.dataset import build_datasets, reserve_validation_videos
 from training.loop import TrainConfig
@@ -157,7 +157,7 @@ def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_i
     assert sam2.clips.frames == 8 and sam2.prompts.mask_p == 0.5
     for config in (carry, sam2):  # the round's rate, schedule and losses, whichever clips
         assert (config.lr, config.warmup_steps, config.steps, config.losses, config.lr_scales) == (
-            5e-6, 9, 40, carry.losses, BOOTSTRAP_LR_SCALES
+            5e-6, 9, 40, BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES
         )
     with pytest.raises(ConfigError, match="unknown retraining recipe 'fast'"):
         fine_tune_config(COMPACT, 40, recipe="fast")
