@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from engine.masklets import Masklet  # noqa: E402
 from engine.masks import decode  # noqa: E402
 from engine.model_loading import build_model, choose_device  # noqa: E402
 from engine.simulated_annotator import DEFAULT_IOU_TARGET, corrective_click, frame_iou  # noqa: E402
@@ -28,11 +29,12 @@ from engine.video_session import VideoSession  # noqa: E402
 from training.bootstrap import BootstrapSpec, synthetic_videos  # noqa: E402
 
 
-def refine_object(session: VideoSession, object_id: int, truth: list[np.ndarray], clicks: int) -> list[float] | None:
+def refine_object(session: VideoSession, masklet: Masklet, clicks: int) -> list[float] | None:
     """IoU of the first failing tracked frame before and after each click; None if no frame fails."""
-    first = next((i for i, m in enumerate(truth) if m.any()), None)
+    first, object_id = masklet.first_appeared_frame, masklet.object_id
     if first is None:
         return None
+    truth = [decode(rle).astype(bool) for rle in masklet.masks]
     session.add_mask(first, object_id, truth[first])
     tracked = {r.frame: r.object(object_id).mask for r in session.propagate(first, "forward")}
     failing = next((f for f in sorted(tracked) if f > first and frame_iou(tracked[f], truth[f]) < DEFAULT_IOU_TARGET), None)
@@ -68,8 +70,7 @@ def main() -> None:
         curves = []
         for video in videos:
             for masklet in video.masklets:
-                truth = [decode(rle).astype(bool) for rle in masklet.masks]
-                curve = refine_object(VideoSession(loaded, video.frames), masklet.object_id, truth, args.clicks)
+                curve = refine_object(VideoSession(loaded, video.frames), masklet, args.clicks)
                 if curve is not None:
                     curves.append(curve)
         if not curves:

@@ -65,9 +65,9 @@ class RetrainOutcome:
 # encoder learns at 3e-6. A retraining round is short and starts the optimiser afresh, so
 # sam2-compact fine-tunes far below the rates it was bootstrapped at. Measured with
 # bench/fine_tune_rates.py --recipes sam2 (rounds trained on 8-frame clips then; 40 steps on
-# synthetic clips of an unseen seed, mask J&F on 16 validation objects): on the 2026-12-04 model (from 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 /
-# 1e-5 ended at 0.338 / 0.339 / 0.337; on the 2026-12-05 model (from 0.428) 2e-4 fell to 0.336,
-# 2e-5 to 0.415, and 5e-6 rose to 0.439.
+# synthetic clips of an unseen seed, mask J&F on 16 validation objects): on the 2026-12-04
+# model (from 0.337) 2e-4 fell to 0.266, 5e-5 / 2e-5 / 1e-5 ended at 0.338 / 0.339 / 0.337;
+# on the 2026-12-05 model (from 0.428) 2e-4 fell to 0.336, 2e-5 to 0.415, and 5e-6 rose to 0.439.
 FINE_TUNE_LR = 5e-6
 SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 
