@@ -74,14 +74,43 @@ IMAGE_ONLY_TYPES = {
 }
 
 
-class MaskPromptFixedEdgeTamVideoModel(EdgeTamVideoModel):
+PREVIOUS_LOGITS_CLAMP = 32.0  # SAM 2's predictor clamps the logits it feeds back "to avoid rare numerical issues"
+
+
+class PreviousMaskRefinement:
+    """Clicks on a frame that already has a mask are decoded with that mask, as SAM 2 decodes them.
+
+    SAM 2's own predictor (``add_new_points_or_box``) feeds the frame's previous low-resolution
+    logits (the tracked mask, or the mask of the clicks before) to the mask decoder together with
+    the new clicks, so a click corrects the mask it lands on instead of re-segmenting the object
+    from the clicks alone; SAM 2 is trained the same way (``iter_use_prev_mask_pred``).
+    transformers' ``_run_single_frame_inference`` takes ``prev_sam_mask_logits`` but its
+    ``forward`` never passes them. This mixin passes the logits a session has set aside for the
+    object and frame being prompted (``refinement_logits``, keyed by ``(obj_idx, frame_idx)``;
+    :class:`engine.video_session.VideoSession` sets them), and changes nothing else.
+    """
+
+    def _run_single_frame_inference(self, *args: Any, **kwargs: Any) -> Any:
+        session = kwargs.get("inference_session")
+        pending = getattr(session, "refinement_logits", None)
+        if pending and kwargs.get("point_inputs") is not None and kwargs.get("prev_sam_mask_logits") is None:
+            kwargs["prev_sam_mask_logits"] = pending.get((kwargs.get("obj_idx"), kwargs.get("frame_idx")))
+        return super()._run_single_frame_inference(*args, **kwargs)
+
+
+class RefiningSam2VideoModel(PreviousMaskRefinement, Sam2VideoModel):
+    """transformers' ``Sam2VideoModel``, decoding refinement clicks as SAM 2 does; same weights and config."""
+
+
+class MaskPromptFixedEdgeTamVideoModel(PreviousMaskRefinement, EdgeTamVideoModel):
     """transformers' ``EdgeTamVideoModel`` with mask prompts' object scores shaped as SAM 2's.
 
     In transformers 5.24, EdgeTAM's ``_use_mask_as_output`` (a mask prompt taken as the
     frame's output) returns object score logits of shape ``(objects, 1)`` where every other
     path, and SAM 2's copy of the method, gives ``(objects, 1, 1)``; ``forward`` then fails in
     ``torch.cat`` on any frame where a mask-prompted object meets a click-prompted or tracked
-    one. Same weights and config: checkpoints load into it unchanged.
+    one. Same weights and config: checkpoints load into it unchanged. Refinement clicks are
+    decoded with the frame's previous mask (:class:`PreviousMaskRefinement`).
     """
 
     def _use_mask_as_output(self, *args: Any, **kwargs: Any) -> Any:
@@ -94,7 +123,7 @@ class MaskPromptFixedEdgeTamVideoModel(EdgeTamVideoModel):
 # The transformers classes of each family with memory: the video model, and the image model and
 # config that hold a strict subset of its weights.
 VIDEO_CLASSES: dict[ModelFamily, type[PreTrainedModel]] = {
-    ModelFamily.SAM2: Sam2VideoModel,
+    ModelFamily.SAM2: RefiningSam2VideoModel,
     ModelFamily.EDGETAM: MaskPromptFixedEdgeTamVideoModel,
 }
 IMAGE_CLASSES: dict[ModelFamily, tuple[type[PreTrainedConfig], type[PreTrainedModel]]] = {

@@ -5,7 +5,10 @@ memory of every object being tracked in it. Prompts (clicks or masks) on a frame
 frame a *conditioning frame* of the object; :meth:`VideoSession.propagate` then tracks every
 object through the video, attending to the conditioning frames and the most recent tracked
 frames. A correction on a frame that was already tracked also becomes a conditioning frame, so
-re-propagating keeps it (and every earlier correction) instead of overwriting it.
+re-propagating keeps it (and every earlier correction) instead of overwriting it. Clicks on a
+frame that already has a mask (tracked, or from earlier clicks) are decoded together with that
+mask's logits, as SAM 2's own predictor does (:class:`engine.model_loading.PreviousMaskRefinement`),
+so a click corrects the mask where it lands.
 
 ``mask_only`` sessions accept mask prompts only: Phase 2's "SAM 2 Mask", which propagates
 the masks Phase 1 annotators drew.
@@ -35,7 +38,7 @@ from engine.errors import (
 )
 from engine.frame_source import FrameSource
 from engine.masks import Rle, encode, validate_mask
-from engine.model_loading import LoadedModel
+from engine.model_loading import PREVIOUS_LOGITS_CLAMP, LoadedModel
 from engine.prompts import check_box, check_frame_index, check_points
 from engine.segmenter_config import ModelFamily
 
@@ -97,6 +100,8 @@ class _LazyFrames:
         super().__init__(video=None, video_height=height, video_width=width, **kwargs)
         self._source = source
         self._pixels = pixels
+        # Set by VideoSession for the one prompt being decoded; read by PreviousMaskRefinement.
+        self.refinement_logits: dict[tuple[int, int], torch.Tensor] = {}
 
     @property
     def num_frames(self) -> int:
@@ -268,6 +273,9 @@ class VideoSession:
         session = self._session
         is_new = object_id not in session.obj_ids
         saved = None if is_new else _FrameState.save(session, session.obj_id_to_idx(object_id), frame)
+        previous = None if saved is None or "input_masks" in inputs else saved.previous_logits()
+        if previous is not None:
+            session.refinement_logits[(saved.obj_idx, frame)] = previous
         try:
             self._model.processor.add_inputs_to_inference_session(
                 inference_session=session, frame_idx=frame, obj_ids=object_id, **inputs
@@ -281,6 +289,8 @@ class VideoSession:
             elif object_id in session.obj_ids:
                 _drop_object(session, object_id)  # leave no object without a conditioning frame
             raise
+        finally:
+            session.refinement_logits.clear()
         self._promote_to_conditioning(session.obj_id_to_idx(object_id), frame)
         return result
 
@@ -387,6 +397,17 @@ class _FrameState:
             # first), so it is taken out until the correction replaces it.
             outputs["cond_frame_outputs"].pop(frame, None)
         return state
+
+    def previous_logits(self) -> torch.Tensor | None:
+        """The object's latest low-resolution logits on the frame, which new clicks refine.
+
+        SAM 2's predictor looks for them as here: the frame's conditioning output (the clicks or
+        mask given there before), else its tracked output; clamped as SAM 2 clamps them.
+        """
+        for output in (self.cond_output, self.non_cond_output):
+            if output is not None and output.get("pred_masks") is not None:
+                return output["pred_masks"].clamp(-PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
+        return None
 
     @property
     def correction_reverse(self) -> bool:

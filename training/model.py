@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Sam2VideoModel
 
+from engine.model_loading import PREVIOUS_LOGITS_CLAMP
 from training.prompts import ClipPrompts, PromptKind, PromptSpec, noisy_boxes, sample_clicks
 
 NO_OBJECT_SCORE = -1024.0  # transformers' NO_OBJ_SCORE: logits of a mask gated as "absent"
@@ -193,16 +194,16 @@ class Sam2Trainer(nn.Module):
                 click, click_label = sample_clicks(wrong, target > 0.5, generator)
                 points = click if points is None else torch.cat([points, click], dim=1)
                 labels = click_label if labels is None else torch.cat([labels, click_label], dim=1)
-                # All clicks so far and no mask prompt, as a VideoSession refines a frame
-                # (transformers' video model re-decodes from the points alone). SAM 2's own
-                # trainer feeds the previous logits back as a mask prompt because its predictor
-                # does; trained that way, our model gained nothing from more clicks at inference
-                # (3-click J&F 0.254 against 1-click 0.247; docs/training.md).
+                # All clicks so far with the previous prediction's logits as a mask prompt, as
+                # SAM 2 trains (``iter_use_prev_mask_pred``) and as a VideoSession decodes a click
+                # on a frame that has a mask (``PreviousMaskRefinement``), clamped as there. On a
+                # tracked frame the first correction refines the tracked mask.
                 # Multi-mask or not as inference decides it: on a tracked frame one click is
                 # decoded multi-mask (``multimask_output_for_tracking``), as Phase 3's first
                 # refinement click is; from two clicks on, one mask.
+                previous = out.best_low_res.clamp(-PREVIOUS_LOGITS_CLAMP, PREVIOUS_LOGITS_CLAMP)
                 multimask = model._use_multimask(conditioning, {"point_labels": labels[:, None]})
-                out = self.heads(pix_feat, high_res_features, points, labels, None, multimask)
+                out = self.heads(pix_feat, high_res_features, points, labels, previous, multimask)
                 prediction.steps.append(out)
         return prediction, (out.best_high_res, out.object_score_logits[:, :, None], points is not None, out.object_pointer)
 

@@ -137,7 +137,7 @@ def test_with_a_click_on_frame_0_the_trainer_in_eval_mode_tracks_exactly_as_a_vi
 
 
 def test_corrective_clicks_in_the_trainer_are_what_a_video_session_does_with_all_the_clicks(compact) -> None:
-    """Corrections are trained the way inference refines a frame: every click so far, no mask prompt."""
+    """Corrections are trained the way inference refines a frame: every click so far, with the mask before."""
     video = tiny_video(7, side=SIDE, frames=6)
     target = torch.from_numpy(_first_mask(video))[None]
     prompts = ClipPrompts(PromptKind.CLICK, (0,), (0,), 2)
@@ -153,7 +153,13 @@ def test_corrective_clicks_in_the_trainer_are_what_a_video_session_does_with_all
     clicks = points[0].tolist()
     assert len(clicks) == 3
 
-    inferred = _inference(compact, video, lambda s, obj: s.add_points(0, obj, clicks, labels[0].tolist()))
+    def click_by_click(session: VideoSession, object_id: int):
+        # As an annotator refines: each time every click so far, decoded with the frame's last mask.
+        for k in range(1, len(clicks) + 1):
+            result = session.add_points(0, object_id, clicks[:k], labels[0, :k].tolist())
+        return result
+
+    inferred = _inference(compact, video, click_by_click)
 
     _assert_same_tracking(predictions, inferred, range(0, video.frame_count))
 
@@ -289,7 +295,9 @@ def test_corrective_clicks_on_a_tracked_frame_are_what_a_video_session_does_with
         session.add_mask(0, object_id, mask)
         tracked = {r.frame: r.object(object_id).mask for r in session.propagate(0, "forward")}
         assert float((tracked[1] != (steps[0].best_high_res[0, 0] > 0).numpy()).mean()) <= 2e-3
-        refined = session.add_points(1, object_id, points[0].tolist(), labels[0].tolist()).object(object_id).mask
+        for k in range(1, corrections + 1):  # click by click, as Phase 3's annotator refines
+            result = session.add_points(1, object_id, points[0, :k].tolist(), labels[0, :k].tolist())
+        refined = result.object(object_id).mask
         out = session._session.output_dict_per_obj[0]["cond_frame_outputs"][1]  # promoted to conditioning
     finally:
         decoder.dynamic_multimask_via_stability = True
