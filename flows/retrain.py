@@ -70,6 +70,7 @@ def retrain_model(
     model: str,
     steps: int,
     lr: float | None,
+    recipe: str | None,
     margin: float,
     include_sav_imports: bool,
     with_phase3: bool,
@@ -100,7 +101,7 @@ def retrain_model(
         runs=SqlTrainingRuns(res.catalog),
         data=SqlTrainingData(res.catalog, res.store),
         model_name=model,
-        config=fine_tune_config(model, steps, lr),
+        config=fine_tune_config(model, steps, lr, recipe),
         work_dir=Path(work_dir) if work_dir else Path(res.settings.model_cache_dir).parent / "runs",
         device=choose_device(torch_threads=res.settings.torch_threads),
         include_sav_imports=include_sav_imports,
@@ -133,6 +134,7 @@ def retrain(
     model: str = COMPACT,
     steps: int = DEFAULT_STEPS,
     lr: float | None = None,  # None: the fine-tuning rate (training.retrain.FINE_TUNE_LR)
+    recipe: str | None = None,  # None: the model's own (training.retrain.fine_tune_config)
     threshold: int = 50,
     schedule_every_hours: float | None = 24.0,
     force: bool = False,
@@ -154,7 +156,7 @@ def retrain(
         report = RetrainReport(retrained=False, reason=reason)
     else:
         report = retrain_model(
-            model, steps, lr, margin, include_sav_imports, with_phase3, work_dir, catalog_url, object_store_url
+            model, steps, lr, recipe, margin, include_sav_imports, with_phase3, work_dir, catalog_url, object_store_url
         )
         report = RetrainReport(**{**report.__dict__, "reason": reason})
         logger.info(report.summary)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from engine.errors import ConfigError
 from flows.cli.context import open_context, reports_errors
 
 DEFAULT_RUNS = Path(".dataengine") / "runs"
@@ -28,6 +29,10 @@ def train_command(
     bootstrap: bool = typer.Option(False, "--bootstrap", help="train sam2-compact from scratch on synthetic videos"),
     model: str = typer.Option("sam2-compact", "--model", help="the model to retrain (its champion is the starting point)"),
     steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 8000 bootstrap, 300 retrain"),
+    lr: float | None = typer.Option(None, "--lr", help="retrain: learning rate (default: the fine-tuning rate, 5e-6)"),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="retrain: carry (sam2-compact's default: 2-frame clips) or sam2 (SAM 2's 8-frame clips)"
+    ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="checkpoints go here; an interrupted run resumes from it"),
     margin: float = typer.Option(0.01, "--margin", help="promotion gate: how much worse than the champion is tolerated"),
     include_sav: bool = typer.Option(False, "--include-sav", help="also train on imported SA-V annotations"),
@@ -47,6 +52,8 @@ def train_command(
         chosen = choose_device(device, torch_threads=ctx.settings.torch_threads)
         registry = SqlModelRegistry(ctx.catalog, ctx.store, Path(ctx.settings.model_cache_dir))
         runs = SqlTrainingRuns(ctx.catalog)
+        if bootstrap and (lr is not None or recipe is not None):
+            raise ConfigError("--lr and --recipe set a retraining round; the bootstrap runs its own recipe")
         if bootstrap:
             from training.bootstrap import DEFAULT_STEPS, BootstrapSpec, bootstrap_stages
             from training.register import register_bootstrap
@@ -69,7 +76,7 @@ def train_command(
             runs=runs,
             data=SqlTrainingData(ctx.catalog, ctx.store),
             model_name=model,
-            config=fine_tune_config(model, steps or 300),
+            config=fine_tune_config(model, steps or 300, lr, recipe),
             work_dir=run_dir or DEFAULT_RUNS,
             device=chosen,
             include_sav_imports=include_sav,

@@ -3,16 +3,20 @@ or, when training fails, a failed run and nothing else changed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import typer
+from typer.testing import CliRunner
 from transformers import Sam2VideoModel
 
 from engine.errors import ConfigError
 from engine.masklets import MaskletSource
 from engine.model_registry import CHAMPION, ModelVersion, previous_alias
 from engine.segmenter_config import COMPACT, sam2_compact_config
+from flows.cli import train_cmd
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
@@ -163,3 +167,65 @@ def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_i
         fine_tune_config(COMPACT, 40, recipe="fast")
     with pytest.raises(ConfigError, match="sam2-compact's"):
         fine_tune_config("facebook/sam2.1-hiera-tiny", 40, recipe="carry")
+
+
+# --- the command line: `dataengine train` and `dataengine evaluate-model` ----------------------
+
+
+@pytest.fixture
+def cli_state(sqlite_catalog: Catalog, sqlite_url: str, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """The ``state`` catalog on SQLite, with the CLI pointed at it and a seeded champion registered."""
+    state = make_state(sqlite_catalog, tmp_path, videos_dir)
+    train_video, val_video = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
+    state.judged(train_video, 0, phase=3)
+    state.judged(val_video, 0, phase=1)
+    registry = SqlModelRegistry(sqlite_catalog, state.store, tmp_path / "cache")
+    champion(registry, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAENGINE_CATALOG_URL", sqlite_url)
+    monkeypatch.setenv("DATAENGINE_OBJECT_STORE_URL", f"file://{tmp_path / 'objects'}")
+    return state, registry
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    train_cmd.register(app)
+    return app
+
+
+def test_train_on_the_command_line_runs_a_round_under_the_asked_recipe_and_rate(cli_state, tmp_path: Path) -> None:
+    state, registry = cli_state
+    runner = CliRunner()
+
+    trained = runner.invoke(_cli(), ["train", "--steps", "1", "--recipe", "sam2", "--lr", "2e-5", "--run-dir", str(tmp_path / "work")])
+
+    assert trained.exit_code == 0, trained.output
+    assert trained.stdout.strip().startswith("sam2-compact@2: validation J&F")
+    (run,) = state.runs.list(COMPACT)
+    assert run.status == "succeeded" and run.config["lr"] == 2e-5 and run.config["steps"] == 1
+    assert run.config == fine_tune_config(COMPACT, 1, 2e-5, "sam2").to_json()  # SAM 2's 8-frame clips
+    assert run.config["clips"]["frames"] == 8 and fine_tune_config(COMPACT, 1).clips.frames == 2
+    assert registry.get(COMPACT, 2).training_run_id == run.id
+
+    scored = runner.invoke(_cli(), ["evaluate-model", "sam2-compact@2"])
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.stdout)
+    assert {"val_jf", "val_jf_mask", "val_jf_click1", "val_jf_click3"} <= set(metrics)
+    assert metrics["val_jf"] == pytest.approx(registry.get(COMPACT, 2).metrics["val_jf"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--recipe", "fast"], "unknown retraining recipe 'fast'"),
+        (["--bootstrap", "--recipe", "carry"], "--lr and --recipe set a retraining round"),
+        (["--bootstrap", "--lr", "1e-4"], "--lr and --recipe set a retraining round"),
+    ],
+)
+def test_train_refuses_a_bad_recipe_before_anything_is_recorded(cli_state, tmp_path: Path, args: list[str], message: str) -> None:
+    state, registry = cli_state
+    result = CliRunner().invoke(_cli(), ["train", "--steps", "1", "--run-dir", str(tmp_path / "work"), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert state.runs.list(COMPACT) == [] and [v.version for v in registry.list(COMPACT)] == [1]
+    assert not (tmp_path / "work").exists()
