@@ -113,6 +113,8 @@ class SimulatedAnnotator:
         self.skill = skill
         self.time_model = time_model  # what the annotator expects its strokes and outlines to cost
         self._rng = random.Random(seed)
+        # The strokes starts_over found would fix a mask, for the strokes() call that follows it.
+        self._planned: tuple[int, bool, np.ndarray, list[Stroke]] | None = None
 
     @property
     def name(self) -> str:
@@ -140,13 +142,19 @@ class SimulatedAnnotator:
             return False
         anew = self.time_model.click_s + self.time_model.outline_s  # the clear button, then the outline
         fixing = 0.0
+        planned = []
         for stroke in self._fixing_strokes(frame, mask, polish=polish):
+            planned.append(stroke)
             fixing += self.time_model.stroke(decode(stroke.region))
             if fixing > anew:
                 return True
+        self._planned = (frame, polish, mask.copy(), planned)  # kept: the mask is fixed with exactly these
         return False
 
     def strokes(self, frame: int, mask: np.ndarray, *, polish: bool = True) -> list[Stroke]:
+        planned, self._planned = self._planned, None
+        if planned is not None and planned[:2] == (frame, polish) and np.array_equal(planned[2], mask):
+            return list(planned[3])  # what starts_over just weighed: painting them again would be wasted work
         return list(self._fixing_strokes(frame, mask, polish=polish))
 
     def _fixing_strokes(self, frame: int, mask: np.ndarray, *, polish: bool) -> Iterator[Stroke]:

@@ -139,6 +139,35 @@ def test_a_mostly_wrong_mask_that_one_stroke_fixes_is_fixed_rather_than_outlined
     assert cheap_outlines.starts_over(0, half)
 
 
+def test_the_strokes_weighed_by_starts_over_are_the_strokes_given_and_are_not_painted_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    truth = box(20, 15, 40, 35)
+    half = truth.copy()
+    half[:, 28:] = False
+    half[0:4, 0:6] = True  # and a spill: two strokes fix it
+    expected = SimulatedAnnotator(masklet_of([truth]), name="a").strokes(0, half)
+    annotator = SimulatedAnnotator(masklet_of([truth]), name="a")
+    painted = []
+    original = SimulatedAnnotator._fixing_strokes
+
+    def counted(self, frame, mask, *, polish):
+        painted.append(frame)
+        return original(self, frame, mask, polish=polish)
+
+    monkeypatch.setattr(SimulatedAnnotator, "_fixing_strokes", counted)
+    assert not annotator.starts_over(0, half)
+    strokes = annotator.strokes(0, half)
+    assert [(s.region, s.eraser) for s in strokes] == [(s.region, s.eraser) for s in expected] and len(strokes) == 2
+    assert painted == [0]
+    # Another mask (or target) is planned afresh, never answered from the plan.
+    assert not annotator.starts_over(0, half)
+    other = half.copy()
+    other[0:4, 0:6] = False
+    assert len(annotator.strokes(0, other)) == 1
+    assert len(annotator.strokes(0, half, polish=False)) >= 1 and painted == [0, 0, 0, 0]
+
+
 def test_examining_accepts_a_failing_frame_only_by_overlooking() -> None:
     truth = box(10, 10, 40, 40)
     wrong = box(0, 0, 5, 5)
