@@ -23,6 +23,7 @@ SAM 1 for images only.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,11 +92,13 @@ class PreviousMaskRefinement:
     """
 
     def _run_single_frame_inference(self, *args: Any, **kwargs: Any) -> Any:
-        session = kwargs.get("inference_session")
-        pending = getattr(session, "refinement_logits", None)
-        if pending and kwargs.get("point_inputs") is not None and kwargs.get("prev_sam_mask_logits") is None:
-            kwargs["prev_sam_mask_logits"] = pending.get((kwargs.get("obj_idx"), kwargs.get("frame_idx")))
-        return super()._run_single_frame_inference(*args, **kwargs)
+        # Bound by name, however transformers passes them (its forward uses keywords today).
+        call = inspect.signature(super()._run_single_frame_inference).bind(*args, **kwargs)
+        given = call.arguments
+        pending = getattr(given.get("inference_session"), "refinement_logits", None)
+        if pending and given.get("point_inputs") is not None and given.get("prev_sam_mask_logits") is None:
+            given["prev_sam_mask_logits"] = pending.get((given.get("obj_idx"), given.get("frame_idx")))
+        return super()._run_single_frame_inference(*call.args, **call.kwargs)
 
 
 class RefiningSam2VideoModel(PreviousMaskRefinement, Sam2VideoModel):

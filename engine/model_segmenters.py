@@ -25,7 +25,7 @@ from engine.masklets import Masklet
 from engine.model_loading import DeviceChoice, LoadedModel, build_model, image_model_from
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.segmenter_config import COMPACT
-from engine.segmenters import DEFAULT_MODEL, ClickSegmenter, Tracker
+from engine.segmenters import DEFAULT_MODEL, ClickSegmenter, Refine, Tracker
 from engine.video_session import VideoSession
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,14 @@ class SessionTracker:
     def mask_only(self) -> bool:
         return self._session.mask_only
 
-    def click(self, frame: int, clicks: Sequence[Click]) -> np.ndarray:
+    def click(self, frame: int, clicks: Sequence[Click], *, refine: Refine = True) -> np.ndarray:
         result = self._session.add_points(
-            frame, self._object_id, [(c.x, c.y) for c in clicks], [int(c.positive) for c in clicks], replace=True
+            frame,
+            self._object_id,
+            [(c.x, c.y) for c in clicks],
+            [int(c.positive) for c in clicks],
+            replace=True,
+            refine=refine,
         )
         return result.object(self._object_id).mask
 

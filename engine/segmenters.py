@@ -24,6 +24,7 @@ from engine.annotation import Click
 from engine.frame_source import FrameSource
 from engine.masklets import Masklet
 
+Refine = bool | np.ndarray  # see Tracker.click
 DEFAULT_MODEL = "sam2-compact"  # a bare name: the registry's champion, else its newest version
 
 
@@ -43,8 +44,15 @@ class Tracker(Protocol):
         """True: prompts are whole masks only (SAM 2 Mask, Phase 2); clicks are refused."""
         ...
 
-    def click(self, frame: int, clicks: Sequence[Click]) -> np.ndarray:
-        """Prompt ``frame`` with all ``clicks`` so far on it (memory of other frames kept); its mask."""
+    def click(self, frame: int, clicks: Sequence[Click], *, refine: Refine = True) -> np.ndarray:
+        """Prompt ``frame`` with all ``clicks`` so far on it (memory of other frames kept); its mask.
+
+        ``refine``: which mask the clicks correct, as SAM 2 decodes a click together with the
+        frame's previous mask. True: the model's latest mask on the frame (tracked, or from
+        the clicks before); False: none, the clicks segment the frame anew (a cleared frame);
+        a ``(height, width)`` mask: that one (the annotator's brushed mask, which the model
+        has not seen).
+        """
         ...
 
     def add_mask(self, frame: int, mask: np.ndarray) -> None:

@@ -34,7 +34,8 @@ from engine.annotation import Click
 from engine.errors import BadPromptError, ConfigError, MissingGroundTruthError
 from engine.frame_source import FrameSource
 from engine.masklets import Masklet, MaskletSource
-from engine.masks import encode
+from engine.masks import encode, validate_mask
+from engine.segmenters import Refine
 from engine.simulated_annotator import GroundTruth
 
 
@@ -188,9 +189,15 @@ class SimulatedTracker:
     def mask_only(self) -> bool:
         return self._mask_only
 
-    def click(self, frame: int, clicks: Sequence[Click]) -> np.ndarray:
+    def click(self, frame: int, clicks: Sequence[Click], *, refine: Refine = True) -> np.ndarray:
         if self._mask_only:
             raise BadPromptError("this tracker is mask-only (SAM 2 Mask, Phase 2): it refuses clicks")
+        if refine is False:
+            self._outputs.pop(frame, None)  # the clicks segment the frame anew
+        elif not isinstance(refine, bool):
+            height, width = self._d.truth[frame].shape
+            validate_mask(refine, height, width)
+            self._outputs[frame] = _FrameOutput(np.asarray(refine, dtype=bool).copy())  # they correct this mask
         output = self._outputs.get(frame)
         if output is None:  # never tracked here: the clicks segment the frame from scratch
             mask = self._image.click(frame, clicks)

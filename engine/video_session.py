@@ -184,12 +184,18 @@ class VideoSession:
         *,
         box: Sequence[float] | None = None,
         replace: bool = True,
+        refine: bool | np.ndarray = True,
     ) -> FrameResult:
         """Clicks ``(x, y)`` (labels 1 object / 0 not) for one object on one frame.
 
         Returns the masks of every object on that frame. ``replace=True`` (as the SAM 2 demo
         sends every click so far) replaces the object's earlier clicks on this frame;
         ``replace=False`` adds to them. New object ids start a new track.
+
+        ``refine``: the mask the clicks correct, decoded with them as SAM 2 does. True: the
+        object's latest mask on this frame, if it has one (tracked, or from earlier clicks);
+        False: none, the clicks segment the frame anew; a ``(height, width)`` mask: that one,
+        given to the decoder as a mask prompt's output would be (an annotator's brushed mask).
         """
         if self._mask_only:
             raise BadPromptError(
@@ -202,6 +208,11 @@ class VideoSession:
         box_array = check_box(box, self.size) if box is not None else None
         if len(coords) == 0 and box_array is None:
             raise BadPromptError("no prompt: give at least one click or a box")
+        given = None
+        if not isinstance(refine, (bool, np.bool_)):
+            validate_mask(refine, self._height, self._width)
+            given = self._mask_logits(np.asarray(refine, dtype=bool))
+            refine = True
         if box_array is not None and not replace:
             raise BadPromptError("a box can only start a frame's prompt: pass replace=True with it")
         inputs: dict[str, Any] = {
@@ -210,7 +221,7 @@ class VideoSession:
             "input_boxes": [[box_array.tolist()]] if box_array is not None else None,
             "clear_old_inputs": replace,
         }
-        return self._prompt(frame, object_id, inputs)
+        return self._prompt(frame, object_id, inputs, refine=bool(refine), given=given)
 
     def add_mask(self, frame: int, object_id: int, mask: np.ndarray) -> FrameResult:
         """A whole mask for one object on one frame (``(height, width)``, bool or 0/1).
@@ -264,8 +275,19 @@ class VideoSession:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _prompt(self, frame: int, object_id: int, inputs: dict[str, Any]) -> FrameResult:
+    def _prompt(
+        self,
+        frame: int,
+        object_id: int,
+        inputs: dict[str, Any],
+        *,
+        refine: bool = False,
+        given: torch.Tensor | None = None,
+    ) -> FrameResult:
         """Register a checked prompt and run the model on its frame, as SAM 2 does on a click.
+
+        ``refine``: decode the clicks with a previous mask: ``given`` (low-resolution logits),
+        else the object's latest output on the frame.
 
         If the model step fails (a frame that cannot be loaded), the object's prompts and
         outputs on that frame are put back as they were, and a new object is dropped again.
@@ -273,9 +295,11 @@ class VideoSession:
         session = self._session
         is_new = object_id not in session.obj_ids
         saved = None if is_new else _FrameState.save(session, session.obj_id_to_idx(object_id), frame)
-        previous = None if saved is None or "input_masks" in inputs else saved.previous_logits()
+        previous = given if given is not None or saved is None or not refine else saved.previous_logits()
         if previous is not None:
-            session.refinement_logits[(saved.obj_idx, frame)] = previous
+            # A new object has no index until the processor adds it: the one it will get.
+            obj_idx = saved.obj_idx if saved is not None else len(session.obj_ids)
+            session.refinement_logits[(obj_idx, frame)] = previous
         try:
             self._model.processor.add_inputs_to_inference_session(
                 inference_session=session, frame_idx=frame, obj_ids=object_id, **inputs
@@ -358,6 +382,22 @@ class VideoSession:
                 "add a prompt for it first"
             )
         return self._session.obj_id_to_idx(object_id)
+
+    def _mask_logits(self, mask: np.ndarray) -> torch.Tensor:
+        """A whole mask as low-resolution logits, ``(1, 1, h, w)``: +-10, as a mask prompt's output.
+
+        transformers' ``_use_mask_as_output`` maps a mask at the model's input size to logits
+        -10 / +10 and downsamples them to the mask decoder's input size; the same here, from
+        the video's size.
+        """
+        module = self._model.module
+        side = module.image_size
+        tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
+        resized = torch.nn.functional.interpolate(tensor, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+        logits = torch.nn.functional.interpolate(
+            resized * 20.0 - 10.0, size=module.prompt_encoder.mask_input_size, mode="bilinear", align_corners=False, antialias=True
+        )
+        return logits.to(self._model.device.device)
 
     def _pixels(self, frame: np.ndarray) -> torch.Tensor:
         """One RGB frame as the normalised ``(3, side, side)`` tensor the image encoder takes."""

@@ -32,6 +32,11 @@ from engine.video_session import VideoSession
 from training.videos import TrainingVideo
 
 PROTOCOLS = ("mask", "click1", "click3")
+# Which way the click protocols are decoded, recorded with every evaluation so that scores taken
+# under different decodings are never compared: 1 until 2026-12-05 (every click decoded from the
+# clicks alone), 2 since (a click on a frame that has a mask is decoded with it, as SAM 2 does;
+# engine.model_loading.PreviousMaskRefinement). The mask protocol is the same under both.
+EVALUATION_PROTOCOL = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class ModelEvaluation:
         if self.phase3_seconds_per_frame is not None:
             out["val_phase3_seconds_per_frame"] = self.phase3_seconds_per_frame
         out["eval_seconds"] = self.seconds
+        out["eval_protocol"] = EVALUATION_PROTOCOL
         return out
 
 

@@ -28,7 +28,7 @@ from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.training_data import TrainingDataSource, TrainingRunLog
 from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, continue_stage, load_trained, save_model
 from training.dataset import build_datasets
-from training.evaluate import ModelEvaluation, evaluate_model, phase3_seconds_per_frame
+from training.evaluate import EVALUATION_PROTOCOL, ModelEvaluation, evaluate_model, phase3_seconds_per_frame
 from training.loop import TrainConfig, train
 from training.losses import LossWeights
 from training.prompts import PromptSpec
@@ -204,10 +204,13 @@ def _parent_metrics(
 ) -> dict[str, Any]:
     """The champion's scores on this validation set, measured now if not recorded for it yet.
 
-    Recorded with the set's digest, so the gate compares like with like.
+    Recorded with the set's digest and the evaluation protocol, so the round compares like with
+    like (scores from before :data:`~training.evaluate.EVALUATION_PROTOCOL` 2 carry no protocol
+    and are measured again).
     """
-    if parent is not None and parent.metrics.get("validation_digest") == digest:
-        return dict(parent.metrics)
+    recorded = parent.metrics if parent is not None else {}
+    if recorded.get("validation_digest") == digest and recorded.get("eval_protocol") == EVALUATION_PROTOCOL:
+        return dict(recorded)
     evaluation: ModelEvaluation = evaluate_model(load_version(registry, parent, model_name, device), validation, phase3=phase3)
     metrics = _recordable({**evaluation.metrics(), "validation_digest": digest})
     if parent is not None:

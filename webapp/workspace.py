@@ -61,7 +61,7 @@ from engine.frame_source import FrameSource
 from engine.masklets import Masklet, MaskletSource
 from engine.masks import area, decode, encode
 from engine.queues import IN_VERIFICATION, REFINE_PHASE, Queue, Verdict
-from engine.segmenters import ClickSegmenter, SegmenterSource, Segmenters, Tracker
+from engine.segmenters import ClickSegmenter, Refine, SegmenterSource, Segmenters, Tracker
 from engine.time_model import Clock, stroke_length
 from webapp.wire import mask_runs, paint_stroke
 from webapp.work import HeldTask
@@ -234,6 +234,9 @@ class AnnotationWorkspace:
         self.clicks: dict[int, tuple[Click, ...]] = {}
         self.prompts: dict[int, tuple[str, Any]] = {}  # what the video model was told, per frame
         self.pending: set[int] = set()  # brushed frames the video model has not been given yet
+        # Frames whose mask on screen is the video model's own latest output there: a click on
+        # one refines the model's logits; elsewhere it refines the mask on screen (_refines).
+        self.model_holds: set[int] = set()
         self.event_ids: list[int] = []
         self.undo_stack: list[Change] = []
         self._image: ClickSegmenter | None = None
@@ -272,13 +275,14 @@ class AnnotationWorkspace:
         saved = self._save([frame])
         with self._model_call(frame) as watch:
             if self.phase == 3:
-                mask = np.asarray(self._tracker_ready().click(frame, clicks), dtype=bool)
+                mask = np.asarray(self._tracker_ready().click(frame, clicks, refine=self._refines(frame)), dtype=bool)
             else:
                 mask = np.asarray(self._image_ready().click(frame, clicks), dtype=bool)
         self.clicks[frame] = clicks
         if self.phase == 3:
             self.prompts[frame] = ("clicks", clicks)
             self.pending.discard(frame)
+            self.model_holds.add(frame)
         self._set(frame, mask)
         payload = {"x": round(click.x, 2), "y": round(click.y, 2), "positive": click.positive, "locate": locate}
         return self._change(Action.CLICK, frame, payload, began, watch.seconds, saved, [frame], model_touched=True)
@@ -313,6 +317,7 @@ class AnnotationWorkspace:
         self.edited.discard(frame)
         self.clicks.pop(frame, None)
         self.pending.discard(frame)
+        self.model_holds.discard(frame)
         touched = self.prompts.pop(frame, None) is not None
         if touched:
             self._forget_model()  # the model still holds the frame's old prompt: rebuild without it
@@ -377,6 +382,11 @@ class AnnotationWorkspace:
                         self.masks[index] = np.asarray(mask, dtype=bool)
                         self.status[index] = FrameStatus.PROPAGATED
                         changed.append(index)
+                        self.model_holds.add(index)
+                    elif index not in self.prompts:
+                        self.model_holds.discard(index)  # kept on screen; the model's output moved on
+                    else:
+                        self.model_holds.add(index)  # a prompted frame's output is its prompt's
                     count, last = count + 1, index
                     emit(self.frame_state(index))
         except BaseException:
@@ -473,6 +483,20 @@ class AnnotationWorkspace:
             return {frame}  # SAM 2 Mask: propagate from this frame with this mask
         return set(self.pending)  # brushed frames: the annotator's masks condition the model
 
+    def _refines(self, frame: int) -> Refine:
+        """Which mask a click on ``frame`` corrects: always the one on screen.
+
+        Cleared, or never given a mask: none, the clicks segment the frame anew. The model's
+        own latest output there: its logits, as SAM 2 refines. Anything else on screen (a
+        brushed mask, the masklet under refinement, a mask kept while propagation moved the
+        model on, anything after the model was rebuilt): that mask.
+        """
+        if self.status[frame] is FrameStatus.TODO:
+            return False
+        if frame in self.model_holds and frame not in self.pending:
+            return True
+        return self.masks[frame].copy()
+
     def _image_ready(self) -> ClickSegmenter:
         if self._image is None:
             self._image = self.segmenters.image(self.frames)
@@ -485,7 +509,8 @@ class AnnotationWorkspace:
             for frame in sorted(self.prompts):
                 kind, value = self.prompts[frame]
                 if kind == "clicks":
-                    tracker.click(frame, value)
+                    for count in range(1, len(value) + 1):  # click by click, as they were given
+                        tracker.click(frame, value[:count])
                 else:
                     tracker.add_mask(frame, value)
             self._tracker = tracker
@@ -494,6 +519,7 @@ class AnnotationWorkspace:
     def _forget_model(self) -> None:
         self._tracker = None
         self._image = None
+        self.model_holds.clear()
 
     @contextmanager
     def _model_call(self, frame: int) -> Iterator[_Watch]:

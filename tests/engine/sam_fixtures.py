@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
+import pytest
 import torch
 from transformers import SamConfig
 
-from engine.model_loading import DeviceChoice
+from engine.model_loading import DeviceChoice, LoadedModel, PreviousMaskRefinement
 
 CPU = DeviceChoice(torch.device("cpu"), None)
 
@@ -27,3 +31,25 @@ def tiny_sam1_config() -> SamConfig:
         prompt_encoder_config={"hidden_size": 32, "image_size": 256, "image_embedding_size": 16},
         mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
     )
+
+
+class PreviousLogitsSpy:
+    """Records the ``prev_sam_mask_logits`` transformers' single-frame step receives, per call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, model: LoadedModel) -> None:
+        self.calls: list[tuple[int, bool, torch.Tensor | None]] = []
+        mro = type(model.module).__mro__
+        base = mro[mro.index(PreviousMaskRefinement) + 1]  # past the mixin: the transformers class
+        original = base._run_single_frame_inference
+        spy = self
+
+        @functools.wraps(original)  # keeps the signature, which the mixin binds its arguments to
+        def recording(module, *args, **kwargs):
+            call = inspect.signature(original).bind(module, *args, **kwargs).arguments
+            spy.calls.append((call["frame_idx"], call["point_inputs"] is not None, call.get("prev_sam_mask_logits")))
+            return original(module, *args, **kwargs)
+
+        monkeypatch.setattr(base, "_run_single_frame_inference", recording)
+
+    def last(self) -> torch.Tensor | None:
+        return self.calls[-1][2]

@@ -23,7 +23,7 @@ from engine.image_predictor import ImagePredictor
 from engine.model_loading import LoadedModel, build_model, image_model_from
 from engine.segmenter_config import EDGETAM, KNOWN_MODELS, ModelFamily, edgetam_config, family_of
 from engine.video_session import VideoSession
-from tests.engine.sam_fixtures import CPU
+from tests.engine.sam_fixtures import CPU, PreviousLogitsSpy
 from tests.engine.segment_fixtures import one_torch_thread, sampled_rgb, tiny_video
 
 FAKE_REVISION = "89abcdef0123456789abcdef0123456789abcdef"
@@ -210,3 +210,19 @@ def test_a_missing_timm_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(EdgeTamVideoModel, "__init__", without_timm)
     with pytest.raises(IncompatibleModelError, match="pip install timm"):
         build_model(EDGETAM, random_weights=True, device=CPU)
+
+
+def test_a_click_on_a_tracked_frame_refines_the_tracked_mask_in_edgetam_too(
+    video_model: LoadedModel, frames: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = VideoSession(video_model, ArrayFrames(frames))
+    session.add_points(0, 1, [[30.0, 20.0]], [1])
+    list(session.propagate(0, "forward"))
+    outputs = session._session.output_dict_per_obj[0]["non_cond_frame_outputs"]
+    tracked = outputs[4]["pred_masks"].clamp(-32, 32).clone()
+    spy = PreviousLogitsSpy(monkeypatch, video_model)
+    refined = session.add_points(4, 1, [[40.0, 30.0]], [0]).object(1).mask
+    torch.testing.assert_close(spy.last(), tracked, atol=0, rtol=0)
+    anew = session.add_points(4, 1, [[40.0, 30.0]], [0], refine=False).object(1).mask
+    assert spy.last() is None
+    assert refined.shape == anew.shape == (64, 96)

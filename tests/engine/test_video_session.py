@@ -22,7 +22,7 @@ from engine.model_loading import LoadedModel, build_model
 from engine.segmenter_config import COMPACT
 from engine.video_session import FrameResult, VideoSession
 from storage.objects.local import LocalObjectStore
-from tests.engine.sam_fixtures import CPU
+from tests.engine.sam_fixtures import CPU, PreviousLogitsSpy
 
 FRAMES, HEIGHT, WIDTH = 8, 64, 96
 
@@ -300,3 +300,83 @@ def test_a_session_reads_an_ingested_videos_frames_from_the_object_store(model: 
 def test_results_do_not_keep_torch_state_alive(session: VideoSession) -> None:
     result = session.add_points(0, 1, [[20, 30]], [1]).object(1)
     assert isinstance(result.mask, np.ndarray) and not isinstance(result.mask, torch.Tensor)
+
+
+# --- which previous mask a click refines (engine.model_loading.PreviousMaskRefinement) -----------
+
+
+def _stored_logits(session: VideoSession, frame: int) -> torch.Tensor:
+    outputs = session._session.output_dict_per_obj[0]
+    out = outputs["cond_frame_outputs"].get(frame) or outputs["non_cond_frame_outputs"][frame]
+    return out["pred_masks"].clone()
+
+
+def test_a_click_on_a_tracked_frame_refines_the_tracked_mask(session: VideoSession, model: LoadedModel, monkeypatch) -> None:
+    session.add_points(0, 1, [[20, 30]], [1])
+    list(session.propagate())
+    tracked = _stored_logits(session, 3).clamp(-32, 32)
+    spy = PreviousLogitsSpy(monkeypatch, model)
+
+    session.add_points(3, 1, [[40, 30]], [1])
+    torch.testing.assert_close(spy.last(), tracked, atol=0, rtol=0)
+    clicked = _stored_logits(session, 3).clamp(-32, 32)
+    session.add_points(3, 1, [[40, 30], [60, 10]], [1, 0])  # the next click refines the one before
+    torch.testing.assert_close(spy.last(), clicked, atol=0, rtol=0)
+    assert session._session.refinement_logits == {}  # nothing left over for the next call
+    list(session.propagate(from_frame=3))
+    assert all(prev is None for _, _, prev in spy.calls[2:])  # tracking is never given one
+
+
+def test_what_a_click_refines_can_be_none_or_a_given_mask(session: VideoSession, model: LoadedModel, monkeypatch) -> None:
+    spy = PreviousLogitsSpy(monkeypatch, model)
+    session.add_points(0, 1, [[20, 30]], [1])
+    assert spy.last() is None  # a new object: nothing to refine
+    list(session.propagate())
+    session.add_points(2, 1, [[30, 30]], [1], refine=False)
+    assert spy.last() is None  # a frame annotated anew
+    brushed = _box_mask(20, 20, 45, 40)
+    result = session.add_points(4, 1, [[40, 30]], [1], refine=brushed)
+    given = spy.last()
+    assert given is not None and given.shape == _stored_logits(session, 4).shape
+    assert float(given.max()) == pytest.approx(10.0, abs=1e-3) and float(given.min()) == pytest.approx(-10.0, abs=1e-3)
+    # Positive where the brushed mask is, negative elsewhere (at the decoder's input resolution).
+    side = given.shape[-1]
+    inside = cv2.resize(brushed.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert ((given[0, 0] > 0).numpy() == inside).mean() > 0.95
+    assert result.object(1).mask.shape == (HEIGHT, WIDTH)
+    with pytest.raises(BadMaskError):
+        session.add_points(4, 1, [[40, 30]], [1], refine=np.ones((HEIGHT, WIDTH + 1), dtype=bool))
+
+
+def test_a_click_on_a_mask_prompted_frame_refines_that_mask_and_a_mask_prompt_takes_none(
+    session: VideoSession, model: LoadedModel, monkeypatch
+) -> None:
+    spy = PreviousLogitsSpy(monkeypatch, model)
+    session.add_mask(0, 1, _box_mask(10, 20, 30, 40))
+    assert spy.last() is None
+    prompted = _stored_logits(session, 0).clamp(-32, 32)
+    session.add_points(0, 1, [[25, 30]], [0])
+    torch.testing.assert_close(spy.last(), prompted, atol=0, rtol=0)
+    session.add_points(0, 1, [[25, 30]], [1], box=[5, 15, 35, 45])  # a box prompt refines as well, as in SAM 2
+    assert spy.last() is not None
+
+
+def test_a_failed_refinement_leaves_nothing_behind(session: VideoSession, frames: CountingFrames) -> None:
+    session.add_points(0, 1, [[20, 30]], [1])
+    before = _masks(list(session.propagate()), 1)
+    seen: list[dict] = []
+    remember = session._session.refinement_logits
+
+    def broken(index: int) -> np.ndarray:
+        seen.append(dict(remember))  # what the session had set aside when the frame was asked for
+        raise OSError(f"frame {index} unreadable")
+
+    frames.load = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="unreadable"):
+        session.add_points(3, 1, [[40, 30]], [1])
+    assert seen and list(seen[0]) == [(0, 3)]  # the failure came after the tracked logits were set aside
+    assert session._session.refinement_logits == {}
+    del frames.load
+    assert session.conditioning_frames(1) == (0,)
+    after = _masks(list(session.propagate()), 1)
+    assert all(np.array_equal(before[f], after[f]) for f in range(FRAMES))

@@ -6,14 +6,15 @@ import pytest
 
 import numpy as np
 
-from engine.annotation import Action
+from engine.annotation import Action, Click
+from engine.errors import BadMaskError
 from engine.masklets import Masklet, MaskletSource
 from engine.masks import decode, encode
 from engine.metrics import masklet_stats
 from engine.simulated_annotator import Skill, frame_iou
 from engine.simulated_segmenter import ModelQuality, SimulatedSegmenters
 from phases import phase2, phase3
-from tests.phases.conftest import GOOD_TRACKER, POOR_TRACKER, RecordingSegmenters, make_job, object_with
+from tests.phases.conftest import GOOD_TRACKER, POOR_TRACKER, RecordingSegmenters, make_job, object_with, rgb_frames
 
 
 def run(video, truth, quality, **kwargs):
@@ -89,3 +90,26 @@ def test_phase_3_with_the_real_model(short_video, compact) -> None:
     assert first in segmenters.calls.tracker_clicks and not segmenters.calls.image_clicks
     assert all(e.model_s > 0 for e in result.events if e.action in (Action.CLICK, Action.PROPAGATE))
     assert frame_iou(decode(result.masklet.masks[first]), decode(truth.masks[first])) >= 0.95
+
+
+def test_the_simulated_tracker_corrects_the_mask_it_is_told_to(tiny_video) -> None:
+    """As a VideoSession does: its own output by default, none (anew), or a given (brushed) mask."""
+    truth = object_with(tiny_video, late=True)
+    first = truth.first_appeared_frame
+    segmenters = SimulatedSegmenters(truth, POOR_TRACKER, seed=1)
+    tracker = segmenters.tracker(rgb_frames(tiny_video), truth.object_id, mask_only=False)
+    tracker.add_mask(first, decode(truth.masks[first]))
+    tracked = dict(tracker.propagate(first))
+    frame = first + 1
+    target = decode(truth.masks[frame])
+    y, x = np.argwhere(target)[np.count_nonzero(target) // 2]
+    click = Click(frame, x + 0.5, y + 0.5, True)
+    given = np.zeros_like(target)
+    given[:5, :5] = True  # a brushed mask far from the object
+
+    assert np.array_equal(tracker.click(frame, [click], refine=given), given)  # that mask, corrected (nothing to fix here)
+    anew = tracker.click(frame, [click], refine=False)
+    assert np.array_equal(anew, segmenters.image(rgb_frames(tiny_video)).click(frame, [click]))  # from scratch, as SAM
+    assert not np.array_equal(anew, given) and tracked[frame].any()
+    with pytest.raises(BadMaskError):
+        tracker.click(frame, [click], refine=np.zeros((3, 3), dtype=bool))

@@ -47,7 +47,7 @@ def test_every_protocol_scores_every_object_between_0_and_1(model, videos) -> No
 def test_metrics_are_what_the_registry_stores(model, videos) -> None:
     evaluation = evaluate_model(model, videos[:1], protocols=("mask",))
     metrics = evaluation.metrics()
-    assert set(metrics) == {"val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds"}
+    assert set(metrics) == {"val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol"}
     assert metrics["val_jf"] == metrics["val_jf_mask"] == evaluation.val_jf
     assert (metrics["val_objects"], metrics["val_videos"]) == (1, 1)
 

@@ -23,6 +23,7 @@ from storage.objects import LocalObjectStore
 from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR, BOOTSTRAP_LR_SCALES, save_model
 from training.clips import ClipSpec
 from training.dataset import build_datasets, reserve_validation_videos
+from training.evaluate import EVALUATION_PROTOCOL
 from training.loop import TrainConfig
 from training.promotion import CHALLENGER, PROMOTION_KEY
 from training.prompts import PromptSpec
@@ -126,7 +127,8 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
     # The champion was already scored on this validation set: the round goes straight to training.
     digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
-    parent = champion(registry, tmp_path, metrics={"val_jf": 0.5, "validation_digest": digest})
+    scored = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL}
+    parent = champion(registry, tmp_path, metrics=scored)
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -139,7 +141,27 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     assert run.status == "failed" and "RuntimeError: CUDA out of memory" in run.error and run.finished_at is not None
     assert [v.version for v in registry.list(COMPACT)] == [parent.version]
     assert registry.aliases(COMPACT) == {CHAMPION: parent.version}
-    assert registry.get(COMPACT, parent.version).metrics == {"val_jf": 0.5, "validation_digest": digest}
+    assert registry.get(COMPACT, parent.version).metrics == scored
+
+
+def test_a_champion_scored_under_an_older_evaluation_protocol_is_scored_again(
+    sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same validation set, but its clicks decoded the old way: the round measures it afresh."""
+    state = make_state(sqlite_catalog, tmp_path, videos_dir)
+    train_video, val_video = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
+    state.judged(train_video, 0, phase=3)
+    state.judged(val_video, 0, phase=1)
+    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    parent = champion(registry, tmp_path, metrics={"val_jf": 0.5, "val_jf_click3": 0.9, "validation_digest": digest})
+    monkeypatch.setattr("training.retrain.train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop here")))
+    with pytest.raises(RuntimeError, match="stop here"):
+        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+    rescored = registry.get(COMPACT, parent.version).metrics
+    assert rescored["eval_protocol"] == EVALUATION_PROTOCOL and rescored["validation_digest"] == digest
+    assert rescored["val_jf_click3"] != 0.9 and 0.0 <= rescored["val_jf"] <= 1.0
 
 
 def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> None:

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 
+import numpy as np
 from sqlalchemy import select, update
 
 from engine.annotation import Action
@@ -181,5 +182,80 @@ def test_a_propagation_can_be_cancelled(sqlite_catalog, tmp_path, monkeypatch) -
         with site.catalog.read() as session:
             payload = session.scalars(select(AnnotationEventRow.payload).where(AnnotationEventRow.action == "propagate")).one()
         assert payload["cancelled"] is True and payload["frames"] == lines[-1]["frames"]
+    finally:
+        site.close()
+
+
+class _RecordingSource:
+    """Simulated models whose trackers record what each click was told to refine."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.fallback_used, self.refines = inner, False, []
+
+    def segmenters(self, truth=None):  # type: ignore[no-untyped-def]
+        inner, refines = self.inner.segmenters(truth), self.refines
+
+        class Recording:
+            model_version_id, description = None, "recording simulated"
+
+            def image(self, frames):  # type: ignore[no-untyped-def]
+                return inner.image(frames)
+
+            def tracker(self, frames, object_id, *, mask_only):  # type: ignore[no-untyped-def]
+                tracker = inner.tracker(frames, object_id, mask_only=mask_only)
+                original = tracker.click
+
+                def click(frame, clicks, *, refine=True):  # type: ignore[no-untyped-def]
+                    refines.append((frame, len(clicks), refine if isinstance(refine, bool) else refine.copy()))
+                    return original(frame, clicks, refine=refine)
+
+                tracker.click = click
+                return tracker
+
+        return Recording()
+
+
+def test_a_click_refines_the_mask_on_screen(sqlite_catalog, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The model's own mask where the screen shows it; the brushed or kept mask otherwise; none on a cleared frame."""
+    from engine.simulated_segmenter import SimulatedSegmenterSource
+    from tests.webapp.conftest import GOOD, build_site
+
+    monkeypatch.setenv("DATAENGINE_CONFIG", str(tmp_path / "none.toml"))
+    source = _RecordingSource(SimulatedSegmenterSource(GOOD))
+    site = build_site(sqlite_catalog, tmp_path, models=source)
+    try:
+        site.enqueue_one(3)
+        ann = site.client("ann")
+        task = claim(ann, Queue.ANNOTATE_PHASE_3)
+        url = f"/api/tasks/{task['id']}"
+        view = ann.ok("GET", url)["task"]
+        hint, last = view["hint"], view["frame_count"] - 1
+        assert last - hint["frame"] >= 3
+        f1, f2, f3 = hint["frame"] + 1, hint["frame"] + 2, hint["frame"] + 3
+
+        def click(frame: int, x: float = hint["x"], y: float = hint["y"]):  # type: ignore[no-untyped-def]
+            ann.ok("POST", f"{url}/click", {"frame": frame, "x": x, "y": y})
+            return source.refines[-1][2]
+
+        assert click(hint["frame"]) is False  # nothing on screen yet: segmented anew
+        assert click(hint["frame"], hint["x"] + 1) is True  # the model's own mask from the click before
+        _stream(ann.post(f"{url}/propagate", {"frame": hint["frame"]}))
+        assert click(f1) is True  # a propagated frame shows the model's output
+
+        brushed = runs_mask(ann.ok("POST", f"{url}/stroke", {"frame": f2, "points": [[2, 2], [12, 2]], "radius": 2})["frames"][0]["mask"])
+        given = click(f2)
+        assert isinstance(given, np.ndarray) and np.array_equal(given, brushed)  # the brushed mask the model never saw
+
+        ann.ok("POST", f"{url}/clear", {"frame": f3})
+        assert click(f3) is False  # cleared: annotated anew, not from the mask thrown away
+
+        ann.ok("POST", f"{url}/undo")  # the click: the model is rebuilt from the prompts that stand
+        screen = runs_mask(ann.ok("GET", url)["frames"][f1]["mask"])
+        before = len(source.refines)
+        given = click(f1)
+        assert isinstance(given, np.ndarray) and np.array_equal(given, screen)  # the rebuilt model does not hold it
+        # The rebuild replays each frame's clicks one at a time, as they were first decoded.
+        replayed = [(frame, count) for frame, count, _ in source.refines[before:-1]]
+        assert replayed == [(hint["frame"], 1), (hint["frame"], 2), (f1, 1), (f2, 1)]
     finally:
         site.close()
