@@ -169,6 +169,7 @@ def engine_cycle(
     workers: int = 2,
     retrain_steps: int = 60,
     retrain_lr: float | None = None,  # None: the fine-tuning rate (training.retrain.FINE_TUNE_LR)
+    retrain_recipe: str | None = None,  # None: the model's own (training.retrain.fine_tune_config)
     with_auto_masklets: bool = True,
     max_auto_candidates: int | None = 4,
     out_dir: str = ".dataengine/cycle",
@@ -215,7 +216,13 @@ def engine_cycle(
         if model != "simulated" and stage(f"retrain-{phase}"):
             close_interrupted_runs(model, **urls)
             outcome = retrain(
-                model=model, steps=retrain_steps, lr=retrain_lr, force=True, work_dir=str(Path(out_dir) / "runs"), **urls
+                model=model,
+                steps=retrain_steps,
+                lr=retrain_lr,
+                recipe=retrain_recipe,
+                force=True,
+                work_dir=str(Path(out_dir) / "runs"),
+                **urls,
             )
             state.rounds.append({"after_phase": phase, **asdict(outcome)})
             finish(f"retrain-{phase}")

@@ -29,7 +29,7 @@ def train_command(
     bootstrap: bool = typer.Option(False, "--bootstrap", help="train sam2-compact from scratch on synthetic videos"),
     model: str = typer.Option("sam2-compact", "--model", help="the model to retrain (its champion is the starting point)"),
     steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 8000 bootstrap, 300 retrain"),
-    lr: float | None = typer.Option(None, "--lr", help="retrain: learning rate (default: the fine-tuning rate, 5e-6)"),
+    lr: float | None = typer.Option(None, "--lr", help="retrain: learning rate (default: training.retrain.FINE_TUNE_LR)"),
     recipe: str | None = typer.Option(
         None, "--recipe", help="retrain: carry (sam2-compact's default: 2-frame clips) or sam2 (SAM 2's 8-frame clips)"
     ),
