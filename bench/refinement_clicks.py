@@ -7,7 +7,13 @@ the simulated annotator puts them (the centre of the largest error region), ever
 sent to the session as Phase 3 sends them. Prints the mean IoU after each click and the share
 of frames that reached 0.9: the figures behind Phase 3's clicks per clicked frame.
 
+``--decoding``: how the session decodes the clicks: with the frame's previous mask, as SAM 2
+and the engine do (``previous-mask``, the default), from the clicks alone, as transformers'
+video model and the engine before 2026-12-05 did (``clicks-alone``: ``refine=False``), or
+``both``, one row each.
+
     python bench/refinement_clicks.py MODEL_DIR [MODEL_DIR ...] [--videos 4] [--clicks 8] [--threads 2]
+        [--decoding previous-mask|clicks-alone|both]
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from engine.video_session import VideoSession  # noqa: E402
 from training.bootstrap import BootstrapSpec, synthetic_videos  # noqa: E402
 
 
-def refine_object(session: VideoSession, masklet: Masklet, clicks: int) -> list[float] | None:
+def refine_object(session: VideoSession, masklet: Masklet, clicks: int, *, refine: bool = True) -> list[float] | None:
     """IoU of the first failing tracked frame before and after each click; None if no frame fails."""
     first, object_id = masklet.first_appeared_frame, masklet.object_id
     if first is None:
@@ -48,7 +54,7 @@ def refine_object(session: VideoSession, masklet: Masklet, clicks: int) -> list[
             break
         points.append([click.x, click.y])
         labels.append(1 if click.positive else 0)
-        mask = session.add_points(failing, object_id, points, labels).object(object_id).mask
+        mask = session.add_points(failing, object_id, points, labels, refine=refine).object(object_id).mask
         ious.append(frame_iou(mask, truth[failing]))
     return ious + [ious[-1]] * (clicks + 1 - len(ious))
 
@@ -59,26 +65,29 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4, help="validation videos of the bootstrap's data (seed 0)")
     parser.add_argument("--clicks", type=int, default=8, help="the simulated annotator's click budget")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decoding", choices=("previous-mask", "clicks-alone", "both"), default="previous-mask")
     args = parser.parse_args()
+    decodings = {"previous-mask": [True], "clicks-alone": [False], "both": [True, False]}[args.decoding]
     torch.set_num_threads(args.threads)
     device = choose_device("cpu", torch_threads=args.threads)
     _, videos = synthetic_videos(BootstrapSpec(train_videos=0, val_videos=args.videos))
     print(f"first failing tracked frame of each object, {args.videos} validation videos; IoU after k clicks")
     print(f"{'model':<40} {'frames':>6} " + " ".join(f"{k:>5}" for k in range(args.clicks + 1)) + "  reached 0.9")
-    for model_dir in args.models:
+    for model_dir, refine in [(m, r) for m in args.models for r in decodings]:
         loaded = build_model(model_dir, task="video", device=device)
         curves = []
         for video in videos:
             for masklet in video.masklets:
-                curve = refine_object(VideoSession(loaded, video.frames), masklet, args.clicks)
+                curve = refine_object(VideoSession(loaded, video.frames), masklet, args.clicks, refine=refine)
                 if curve is not None:
                     curves.append(curve)
+        name = f"{model_dir}{'' if refine else ' (clicks alone)'}"
         if not curves:
-            print(f"{str(model_dir):<40} no tracked frame failed")
+            print(f"{name:<40} no tracked frame failed")
             continue
         mean = np.mean(curves, axis=0)
         reached = np.mean([c[-1] >= DEFAULT_IOU_TARGET for c in curves])
-        print(f"{str(model_dir):<40} {len(curves):>6} " + " ".join(f"{v:5.2f}" for v in mean) + f"  {reached:10.0%}", flush=True)
+        print(f"{name:<40} {len(curves):>6} " + " ".join(f"{v:5.2f}" for v in mean) + f"  {reached:10.0%}", flush=True)
 
 
 if __name__ == "__main__":
