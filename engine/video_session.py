@@ -208,20 +208,20 @@ class VideoSession:
         box_array = check_box(box, self.size) if box is not None else None
         if len(coords) == 0 and box_array is None:
             raise BadPromptError("no prompt: give at least one click or a box")
-        given = None
-        if not isinstance(refine, (bool, np.bool_)):
-            validate_mask(refine, self._height, self._width)
-            given = self._mask_logits(np.asarray(refine, dtype=bool))
-            refine = True
         if box_array is not None and not replace:
             raise BadPromptError("a box can only start a frame's prompt: pass replace=True with it")
+        if isinstance(refine, (bool, np.bool_)):
+            refines: bool | torch.Tensor = bool(refine)
+        else:
+            validate_mask(refine, self._height, self._width)
+            refines = self._mask_logits(np.asarray(refine, dtype=bool))
         inputs: dict[str, Any] = {
             "input_points": [[coords.tolist()]] if len(coords) else None,
             "input_labels": [[point_labels.tolist()]] if len(coords) else None,
             "input_boxes": [[box_array.tolist()]] if box_array is not None else None,
             "clear_old_inputs": replace,
         }
-        return self._prompt(frame, object_id, inputs, refine=bool(refine), given=given)
+        return self._prompt(frame, object_id, inputs, refine=refines)
 
     def add_mask(self, frame: int, object_id: int, mask: np.ndarray) -> FrameResult:
         """A whole mask for one object on one frame (``(height, width)``, bool or 0/1).
@@ -281,13 +281,12 @@ class VideoSession:
         object_id: int,
         inputs: dict[str, Any],
         *,
-        refine: bool = False,
-        given: torch.Tensor | None = None,
+        refine: bool | torch.Tensor = False,
     ) -> FrameResult:
         """Register a checked prompt and run the model on its frame, as SAM 2 does on a click.
 
-        ``refine``: decode the clicks with a previous mask: ``given`` (low-resolution logits),
-        else the object's latest output on the frame.
+        ``refine``: the mask the clicks are decoded with: the object's latest output on the
+        frame (True), none (False), or these low-resolution logits.
 
         If the model step fails (a frame that cannot be loaded), the object's prompts and
         outputs on that frame are put back as they were, and a new object is dropped again.
@@ -295,7 +294,10 @@ class VideoSession:
         session = self._session
         is_new = object_id not in session.obj_ids
         saved = None if is_new else _FrameState.save(session, session.obj_id_to_idx(object_id), frame)
-        previous = given if given is not None or saved is None or not refine else saved.previous_logits()
+        if isinstance(refine, torch.Tensor):
+            previous = refine
+        else:
+            previous = saved.previous_logits() if refine and saved is not None else None
         if previous is not None:
             # A new object has no index until the processor adds it: the one it will get.
             obj_idx = saved.obj_idx if saved is not None else len(session.obj_ids)
