@@ -60,6 +60,16 @@ def state(catalog: Catalog, tmp_path: Path, videos_dir: Path) -> CatalogState:
     return state
 
 
+def one_masklet_each(catalog: Catalog, root: Path, videos_dir: Path) -> CatalogState:
+    """One training video with a Phase 3 satisfactory masklet; one Phase 1 validation video."""
+    state = make_state(catalog, root, videos_dir)
+    train_video, val_video = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
+    state.judged(train_video, 0, phase=3)
+    state.judged(val_video, 0, phase=1)
+    return state
+
+
 @pytest.fixture
 def registry(catalog: Catalog, tmp_path: Path) -> SqlModelRegistry:
     return SqlModelRegistry(catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
@@ -119,11 +129,7 @@ def test_a_retrain_registers_a_trained_child_of_the_champion_with_its_run_metric
 def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = make_state(sqlite_catalog, tmp_path, videos_dir)
-    train_video, val_video = state.video_ids
-    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
-    state.judged(train_video, 0, phase=3)
-    state.judged(val_video, 0, phase=1)
+    state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
     registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
     # The champion was already scored on this validation set: the round goes straight to training.
     digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
@@ -148,11 +154,7 @@ def test_a_champion_scored_under_an_older_evaluation_protocol_is_scored_again(
     sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same validation set, but its clicks decoded the old way: the round measures it afresh."""
-    state = make_state(sqlite_catalog, tmp_path, videos_dir)
-    train_video, val_video = state.video_ids
-    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
-    state.judged(train_video, 0, phase=3)
-    state.judged(val_video, 0, phase=1)
+    state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
     registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
     digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
     parent = champion(registry, tmp_path, metrics={"val_jf": 0.5, "val_jf_click3": 0.9, "validation_digest": digest})
@@ -197,11 +199,7 @@ def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_i
 @pytest.fixture
 def cli_state(sqlite_catalog: Catalog, sqlite_url: str, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """The ``state`` catalog on SQLite, with the CLI pointed at it and a seeded champion registered."""
-    state = make_state(sqlite_catalog, tmp_path, videos_dir)
-    train_video, val_video = state.video_ids
-    reserve_validation_videos(state.data, state.runs, video_ids=[val_video])
-    state.judged(train_video, 0, phase=3)
-    state.judged(val_video, 0, phase=1)
+    state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
     registry = SqlModelRegistry(sqlite_catalog, state.store, tmp_path / "cache")
     champion(registry, tmp_path)
     monkeypatch.chdir(tmp_path)

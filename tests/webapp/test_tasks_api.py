@@ -130,34 +130,43 @@ def test_claiming_again_returns_the_task_already_held(site: Site) -> None:
     assert site.client("ann2").ok("POST", "/api/tasks/claim", {"queue": "annotate_phase_1"})["task"]["id"] != first["id"]
 
 
-class _SlowSource:
-    """Simulated models whose propagation takes ``delay_s`` a frame, so it can be cancelled half-way."""
+class _TrackerWrappingSource:
+    """Simulated models whose trackers ``wrap(tracker)`` alters; the image model is the inner one."""
 
-    def __init__(self, inner, delay_s: float) -> None:
-        self.inner, self.delay_s, self.fallback_used = inner, delay_s, False
+    def __init__(self, inner, wrap, description: str) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.wrap, self.description, self.fallback_used = inner, wrap, description, False
 
     def segmenters(self, truth=None):  # type: ignore[no-untyped-def]
-        inner, delay_s = self.inner.segmenters(truth), self.delay_s
+        inner, wrap, label = self.inner.segmenters(truth), self.wrap, self.description
 
-        class Slow:
-            model_version_id, description = None, "slow simulated"
+        class Wrapped:
+            model_version_id, description = None, label
 
             def image(self, frames):  # type: ignore[no-untyped-def]
                 return inner.image(frames)
 
             def tracker(self, frames, object_id, *, mask_only):  # type: ignore[no-untyped-def]
                 tracker = inner.tracker(frames, object_id, mask_only=mask_only)
-                original = tracker.propagate
-
-                def propagate(from_frame):  # type: ignore[no-untyped-def]
-                    for item in original(from_frame):
-                        time.sleep(delay_s)
-                        yield item
-
-                tracker.propagate = propagate
+                wrap(tracker)
                 return tracker
 
-        return Slow()
+        return Wrapped()
+
+
+def _slow_source(inner, delay_s: float) -> _TrackerWrappingSource:  # type: ignore[no-untyped-def]
+    """Simulated models whose propagation takes ``delay_s`` a frame, so it can be cancelled half-way."""
+
+    def slow(tracker) -> None:  # type: ignore[no-untyped-def]
+        original = tracker.propagate
+
+        def propagate(from_frame):  # type: ignore[no-untyped-def]
+            for item in original(from_frame):
+                time.sleep(delay_s)
+                yield item
+
+        tracker.propagate = propagate
+
+    return _TrackerWrappingSource(inner, slow, "slow simulated")
 
 
 def test_a_propagation_can_be_cancelled(sqlite_catalog, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -165,7 +174,7 @@ def test_a_propagation_can_be_cancelled(sqlite_catalog, tmp_path, monkeypatch) -
     from tests.webapp.conftest import GOOD, build_site
 
     monkeypatch.setenv("DATAENGINE_CONFIG", str(tmp_path / "none.toml"))
-    site = build_site(sqlite_catalog, tmp_path, models=_SlowSource(SimulatedSegmenterSource(GOOD), 0.25))
+    site = build_site(sqlite_catalog, tmp_path, models=_slow_source(SimulatedSegmenterSource(GOOD), 0.25))
     try:
         site.enqueue_one(3)
         ann = site.client("ann")
@@ -186,33 +195,19 @@ def test_a_propagation_can_be_cancelled(sqlite_catalog, tmp_path, monkeypatch) -
         site.close()
 
 
-class _RecordingSource:
-    """Simulated models whose trackers record what each click was told to refine."""
+def _recording_source(inner, refines: list) -> _TrackerWrappingSource:  # type: ignore[no-untyped-def,type-arg]
+    """Simulated models whose trackers record, in ``refines``, what each click was told to refine."""
 
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner, self.fallback_used, self.refines = inner, False, []
+    def recording(tracker) -> None:  # type: ignore[no-untyped-def]
+        original = tracker.click
 
-    def segmenters(self, truth=None):  # type: ignore[no-untyped-def]
-        inner, refines = self.inner.segmenters(truth), self.refines
+        def click(frame, clicks, *, refine=True):  # type: ignore[no-untyped-def]
+            refines.append((frame, len(clicks), refine if isinstance(refine, bool) else refine.copy()))
+            return original(frame, clicks, refine=refine)
 
-        class Recording:
-            model_version_id, description = None, "recording simulated"
+        tracker.click = click
 
-            def image(self, frames):  # type: ignore[no-untyped-def]
-                return inner.image(frames)
-
-            def tracker(self, frames, object_id, *, mask_only):  # type: ignore[no-untyped-def]
-                tracker = inner.tracker(frames, object_id, mask_only=mask_only)
-                original = tracker.click
-
-                def click(frame, clicks, *, refine=True):  # type: ignore[no-untyped-def]
-                    refines.append((frame, len(clicks), refine if isinstance(refine, bool) else refine.copy()))
-                    return original(frame, clicks, refine=refine)
-
-                tracker.click = click
-                return tracker
-
-        return Recording()
+    return _TrackerWrappingSource(inner, recording, "recording simulated")
 
 
 def test_a_click_refines_the_mask_on_screen(sqlite_catalog, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -221,8 +216,8 @@ def test_a_click_refines_the_mask_on_screen(sqlite_catalog, tmp_path, monkeypatc
     from tests.webapp.conftest import GOOD, build_site
 
     monkeypatch.setenv("DATAENGINE_CONFIG", str(tmp_path / "none.toml"))
-    source = _RecordingSource(SimulatedSegmenterSource(GOOD))
-    site = build_site(sqlite_catalog, tmp_path, models=source)
+    refines: list = []  # type: ignore[type-arg]
+    site = build_site(sqlite_catalog, tmp_path, models=_recording_source(SimulatedSegmenterSource(GOOD), refines))
     try:
         site.enqueue_one(3)
         ann = site.client("ann")
@@ -235,7 +230,7 @@ def test_a_click_refines_the_mask_on_screen(sqlite_catalog, tmp_path, monkeypatc
 
         def click(frame: int, x: float = hint["x"], y: float = hint["y"]):  # type: ignore[no-untyped-def]
             ann.ok("POST", f"{url}/click", {"frame": frame, "x": x, "y": y})
-            return source.refines[-1][2]
+            return refines[-1][2]
 
         assert click(hint["frame"]) is False  # nothing on screen yet: segmented anew
         assert click(hint["frame"], hint["x"] + 1) is True  # the model's own mask from the click before
@@ -251,11 +246,11 @@ def test_a_click_refines_the_mask_on_screen(sqlite_catalog, tmp_path, monkeypatc
 
         ann.ok("POST", f"{url}/undo")  # the click: the model is rebuilt from the prompts that stand
         screen = runs_mask(ann.ok("GET", url)["frames"][f1]["mask"])
-        before = len(source.refines)
+        before = len(refines)
         given = click(f1)
         assert isinstance(given, np.ndarray) and np.array_equal(given, screen)  # the rebuilt model does not hold it
         # The rebuild replays each frame's clicks one at a time, as they were first decoded.
-        replayed = [(frame, count) for frame, count, _ in source.refines[before:-1]]
+        replayed = [(frame, count) for frame, count, _ in refines[before:-1]]
         assert replayed == [(hint["frame"], 1), (hint["frame"], 2), (f1, 1), (f2, 1)]
     finally:
         site.close()
