@@ -23,6 +23,7 @@ SAM 1 for images only.
 from __future__ import annotations
 
 import contextlib
+import os
 import inspect
 import logging
 from collections.abc import Iterator
@@ -99,6 +100,23 @@ class PreviousMaskRefinement:
         if pending and given.get("point_inputs") is not None and given.get("prev_sam_mask_logits") is None:
             given["prev_sam_mask_logits"] = pending.get((given.get("obj_idx"), given.get("frame_idx")))
         return super()._run_single_frame_inference(*call.args, **call.kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
+        """Saved under the transformers class it extends, so the checkpoint names a class transformers has.
+
+        transformers writes the saving object's own class into ``config.json``'s ``architectures``;
+        without this a retrained version would name this engine-only class, which anybody's
+        ``AutoModel`` and hub tooling do not know.
+        """
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        self.config.architectures = [transformers_class(type(self)).__name__]
+        self.config.save_pretrained(save_directory)
+        return result
+
+
+def transformers_class(cls: type) -> type:
+    """The first class in ``cls``'s ancestry that transformers itself defines (``cls`` when it is one)."""
+    return next(k for k in cls.__mro__ if k.__module__.split(".")[0] == "transformers")
 
 
 class RefiningSam2VideoModel(PreviousMaskRefinement, Sam2VideoModel):

@@ -8,6 +8,7 @@ do for SAM 2.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,13 @@ def test_a_saved_edgetam_loads_by_path_for_video_and_image(
     derived = image_model_from(video_model)
     assert isinstance(derived.module, EdgeTamModel) and derived.task == "image"
     assert _same_weights(original, derived.module)
+
+
+def test_an_edgetam_saved_by_the_engine_names_the_transformers_class(video_model: LoadedModel, tmp_path: Path) -> None:
+    assert type(video_model.module) is not EdgeTamVideoModel  # the engine's mask-prompt fix
+    video_model.module.save_pretrained(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["architectures"] == ["EdgeTamVideoModel"]
+    assert type(EdgeTamVideoModel.from_pretrained(tmp_path / "again")) is EdgeTamVideoModel
 
 
 def test_the_edgetam_hub_name_loads_offline_from_the_local_cache(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import Sam2Model, Sam2VideoModel, SamModel
+from transformers import AutoModel, Sam2Model, Sam2VideoModel, SamModel
 
 from engine.errors import ConfigError, CorruptCheckpointError, IncompatibleModelError, ModelNotFoundError, NotFoundError
 from engine.model_loading import LoadedModel, build_model, choose_device, image_model_from
@@ -84,6 +85,18 @@ def test_a_saved_checkpoint_loads_by_path_for_video_and_image(compact: LoadedMod
     image = build_model(str(checkpoint), task="image", device=CPU)
     assert isinstance(image.module, Sam2Model)
     assert _same_weights(compact.module, image.module)
+
+
+def test_a_saved_checkpoint_names_the_transformers_class_and_loads_without_the_engine(
+    compact: LoadedModel, checkpoint: Path
+) -> None:
+    # The engine's model class is its own subclass; the checkpoint must not name it.
+    assert type(compact.module) is not Sam2VideoModel
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["architectures"] == ["Sam2VideoModel"]
+    plain = AutoModel.from_pretrained(checkpoint)
+    assert type(plain) is Sam2VideoModel
+    assert _same_weights(compact.module, plain)
 
 
 def test_a_hub_name_loads_offline_from_the_local_cache(compact: LoadedModel, checkpoint: Path, tmp_path: Path) -> None:
