@@ -3,6 +3,7 @@
     torchrun --nproc_per_node 2 -m training bootstrap --steps 200 --run-dir runs/boot
     python -m training bootstrap --steps 8000 --run-dir runs/boot --ship
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more [--refine-clicks 3]
+    python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 1000 --run-dir runs/iou --iou-head
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="with --continue-from: corrective clicks on the tracked frame of half the clips (Phase 3's refinement)",
     )
+    boot.add_argument(
+        "--iou-head",
+        action="store_true",
+        help="with --continue-from: train only the IoU head, which picks among the decoder's masks (everything else frozen)",
+    )
     boot.add_argument("--train-videos", type=int, default=None, help="default 64")
     boot.add_argument("--val-videos", type=int, default=None, help="default 8")
     boot.add_argument("--seed", type=int, default=None, help="default 0")
@@ -62,6 +68,7 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         bootstrap_stages,
         chain_stage_count,
         continue_stage,
+        iou_head_stage,
         read_bootstrap_report,
         run_bootstrap,
         ship,
@@ -78,10 +85,18 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             raise ConfigError("--continue-from needs --steps: how many more steps to train")
         parent = read_bootstrap_report(args.continue_from)
         spec = bootstrap_spec_of(parent)
-        stages: tuple = (continue_stage(args.steps, seed=chain_stage_count(parent), refine_clicks=args.refine_clicks),)
+        seed = chain_stage_count(parent)
+        if args.iou_head:
+            if args.refine_clicks:
+                raise ConfigError("--iou-head trains on its own clips; leave out --refine-clicks")
+            stages: tuple = (iou_head_stage(args.steps, seed=seed),)
+        else:
+            stages = (continue_stage(args.steps, seed=seed, refine_clicks=args.refine_clicks),)
     else:
         if args.refine_clicks:
             raise ConfigError("--refine-clicks is for --continue-from: the bootstrap recipe's own last stage trains corrections")
+        if args.iou_head:
+            raise ConfigError("--iou-head is for --continue-from: it tunes a trained model's choice among its masks")
         spec = BootstrapSpec(**{name: value for name, value in data_flags.items() if value is not None})
         stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):

@@ -184,6 +184,34 @@ def continue_stage(steps: int, seed: int, refine_clicks: int = 0) -> TrainConfig
     )
 
 
+IOU_HEAD = "mask_decoder.iou_prediction_head"
+IOU_HEAD_LR = 1e-3
+
+
+def iou_head_stage(steps: int, seed: int) -> TrainConfig:
+    """Train the IoU head alone, every other weight frozen: how the model chooses among its masks.
+
+    The decoder proposes three masks for a single click and for every tracked frame, and keeps
+    the one its IoU head scores highest. Measured on the runs 1-5 model (a scratch script, the
+    8 validation videos): for one click on an object's first frame the kept mask had a mean IoU
+    of 0.649 where the best of the three had 0.840, and on tracked frames 0.822 against 0.858;
+    the bootstrap's losses weight dice like focal (20 each), so the IoU regression (1) is a
+    small share of what shapes the decoder. 1,000 steps of this stage (seed 99) raised
+    validation J&F from 0.730 / 0.568 / 0.661 (mask / 1 / 3 clicks) to 0.748 / 0.589 / 0.666.
+    The masks themselves cannot change, so the stage cannot make a candidate worse, only the
+    choice; it trains on the continuation's clips (2-frame mask-prompted clips with corrective
+    clicks on half the tracked frames, 30 % prompted single frames).
+    """
+    return replace(
+        continue_stage(steps, seed, refine_clicks=3),
+        lr=IOU_HEAD_LR,
+        warmup_steps=min(50, steps),
+        losses=LossWeights(focal=0.0, dice=0.0, iou=1.0, occlusion=0.0),
+        lr_scales=(),
+        trainable=(IOU_HEAD,),
+    )
+
+
 def read_bootstrap_report(weights_dir: Path) -> dict[str, Any]:
     """The report a bootstrap run left beside its weights; a clear error when it is not one."""
     path = weights_dir / REPORT_NAME

@@ -8,11 +8,12 @@ process trains on its own clips and PyTorch's DistributedDataParallel averages t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,14 @@ class TrainConfig:
     # Learning-rate multipliers by parameter-name prefix (first match wins), as SAM 2 trains its
     # image encoder at a lower rate than the rest: (("vision_encoder", 0.1),).
     lr_scales: tuple[tuple[str, float], ...] = ()
+    # Parameter-name prefixes of the only weights this run trains (empty: all of them). The rest
+    # stay frozen for the run, e.g. a stage that trains the IoU head alone.
+    trainable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
+        if any(not (isinstance(prefix, str) and prefix) for prefix in self.trainable):
+            problems.append(f"trainable must be non-empty parameter-name prefixes, got {list(self.trainable)}")
         if any(not (isinstance(scale, (int, float)) and scale > 0) for _, scale in self.lr_scales):
             problems.append(f"lr_scales must be positive numbers, got {dict(self.lr_scales)}")
         if self.steps < 1:
@@ -84,6 +90,10 @@ class TrainConfig:
         data["lr_scales"] = [[prefix, scale] for prefix, scale in self.lr_scales]
         if self.image_prompts is None:  # as written before the field existed: those checkpoints still resume
             del data["image_prompts"]
+        if self.trainable:
+            data["trainable"] = list(self.trainable)
+        else:  # likewise
+            del data["trainable"]
         return data
 
 
@@ -119,6 +129,37 @@ def train(
     """
     if not videos:
         raise NoTrainingDataError("no training videos: nothing to train on")
+    with _only_trainable(model, config.trainable):
+        return _train(model, videos, config, run_dir, device, progress)
+
+
+@contextlib.contextmanager
+def _only_trainable(model: torch.nn.Module, prefixes: Sequence[str]) -> Iterator[None]:
+    """Freeze every parameter outside ``prefixes`` (none when empty) for the run; restored after."""
+    if not prefixes:
+        yield
+        return
+    unmatched = [p for p in prefixes if not any(name.startswith(p) for name, _ in model.named_parameters())]
+    if unmatched:
+        raise ConfigError(f"trainable: no parameter of the model starts with {', '.join(map(repr, unmatched))}")
+    before = {name: parameter.requires_grad for name, parameter in model.named_parameters()}
+    try:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(before[name] and name.startswith(tuple(prefixes)))
+        yield
+    finally:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(before[name])
+
+
+def _train(
+    model: Sam2VideoModel,
+    videos: Sequence[TrainingVideo],
+    config: TrainConfig,
+    run_dir: Path,
+    device: DeviceChoice,
+    progress: Callable[[int, int, dict[str, float]], None] | None,
+) -> TrainResult:
     rank, world = _rank_and_world()
     model.to(device.device).train()
     trainer = Sam2Trainer(model, config.prompts)

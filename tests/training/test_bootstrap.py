@@ -27,8 +27,10 @@ from training.bootstrap import (
     bootstrap_stages,
     chain_stage_count,
     chain_train_seconds,
+    IOU_HEAD,
     continue_stage,
     init_for_tracking,
+    iou_head_stage,
     read_bootstrap_report,
     run_bootstrap,
     ship,
@@ -160,6 +162,18 @@ def test_a_continuation_can_train_refinement_clicks_on_the_tracked_frame_of_half
         continue_stage(100, seed=2, refine_clicks=-1)
 
 
+def test_the_iou_head_stage_trains_the_iou_head_alone_on_the_continuations_clips() -> None:
+    stage, refining = iou_head_stage(1_000, seed=7), continue_stage(1_000, seed=7, refine_clicks=3)
+    assert stage.trainable == (IOU_HEAD,) and stage.lr_scales == ()
+    assert (stage.losses.focal, stage.losses.dice, stage.losses.occlusion, stage.losses.magnitude) == (0, 0, 0, 0)
+    assert stage.losses.iou > 0
+    assert (stage.clips, stage.prompts, stage.image_prompts, stage.image_step_p, stage.seed, stage.steps) == (
+        refining.clips, refining.prompts, refining.image_prompts, refining.image_step_p, 7, 1_000
+    )
+    model = Sam2VideoModel(sam2_compact_config(128))
+    assert any(name.startswith(IOU_HEAD) for name, _ in model.named_parameters())
+
+
 def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_whole_chain(tmp_path: Path) -> None:
     first = run_bootstrap(SPEC, STAGES[:1], tmp_path / "first", CPU, command="first")
     assert first is not None
@@ -229,5 +243,22 @@ def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, mo
     base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu", "--steps", "5"]
     assert training_main([*base, "--refine-clicks", "2"]) == 0
     assert training_main(base) == 0
-    (refining,), (plain,) = ran
+    assert training_main([*base, "--iou-head"]) == 0
+    (refining,), (plain,), (head,) = ran
     assert refining == continue_stage(5, seed=3, refine_clicks=2) and plain == continue_stage(5, seed=3)
+    assert head == iou_head_stage(5, seed=3)
+
+
+def test_the_iou_head_stage_is_refused_without_a_model_to_continue_or_with_refine_clicks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.bootstrap as bootstrap
+
+    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: {"model": COMPACT, "data": {}})
+    monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
+    fresh = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--steps", "3", "--iou-head"]
+    assert training_main(fresh) == 2
+    assert "--iou-head is for --continue-from" in capsys.readouterr().err
+    assert training_main([*fresh, "--continue-from", str(tmp_path), "--refine-clicks", "3"]) == 2
+    assert "leave out --refine-clicks" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

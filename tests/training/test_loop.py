@@ -193,3 +193,30 @@ def test_single_frame_steps_take_their_own_prompts_when_the_config_gives_them(
     assert all(spec == (images if frames == 1 else clips) for frames, spec in seen)
     # Unset, it is not written, so checkpoints from before the field existed still resume.
     assert "image_prompts" not in TrainConfig().to_json() and config.to_json()["image_prompts"]["corrections_per_frame"] == 1
+
+
+def test_a_run_with_trainable_prefixes_moves_those_weights_alone_and_leaves_the_model_trainable(
+    videos, tmp_path: Path
+) -> None:
+    """Only the named weights train (the IoU head here); afterwards every weight is trainable again,
+    and the setting is part of the checkpoint's settings (a resume needs the same)."""
+    model = small_model()
+    head = "mask_decoder.iou_prediction_head"
+    config = TrainConfig(**{**QUICK.__dict__, "trainable": (head,)})
+    train(model, videos, config, tmp_path / "run", CPU)
+    moved = same_parameters(model, small_model())
+    assert moved and all(name.startswith(head) for name in moved)
+    assert all(p.requires_grad for p in model.parameters())
+    assert load_checkpoint(tmp_path / "run").config["trainable"] == [head]
+    # Unset, it is not written, so checkpoints from before the field existed still resume.
+    assert "trainable" not in QUICK.to_json()
+    with pytest.raises(ConfigError, match="refused|other settings"):
+        train(small_model(), videos, QUICK, tmp_path / "run", CPU)
+
+
+def test_trainable_prefixes_that_name_no_weight_are_refused_before_anything_is_trained(videos, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no parameter of the model starts with 'mask_decoder.iou_head'"):
+        train(small_model(), videos, TrainConfig(**{**QUICK.__dict__, "trainable": ("mask_decoder.iou_head",)}), tmp_path, CPU)
+    assert load_checkpoint(tmp_path) is None
+    with pytest.raises(ConfigError, match="trainable must be non-empty"):
+        TrainConfig(trainable=("",))
