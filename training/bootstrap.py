@@ -197,7 +197,9 @@ def iou_head_stage(steps: int, seed: int) -> TrainConfig:
     of 0.649 where the best of the three had 0.840, and on tracked frames 0.822 against 0.858;
     the bootstrap's losses weight dice like focal (20 each), so the IoU regression (1) is a
     small share of what shapes the decoder. 1,000 steps of this stage (seed 99) raised
-    validation J&F from 0.730 / 0.568 / 0.661 (mask / 1 / 3 clicks) to 0.748 / 0.589 / 0.666.
+    validation J&F from 0.730 / 0.568 / 0.661 (mask / 1 / 3 clicks) to 0.748 / 0.589 / 0.666;
+    on the runs 1-6 model it lowered them (0.729 / 0.576 / 0.687 -> 0.723 / 0.573 / 0.646), so
+    whether it helps depends on the model: measure before shipping its result.
     The masks themselves cannot change, so the stage cannot make a candidate worse, only the
     choice; it trains on the continuation's clips (2-frame mask-prompted clips with corrective
     clicks on half the tracked frames, 30 % prompted single frames).
