@@ -23,9 +23,9 @@ SAM 1 for images only.
 from __future__ import annotations
 
 import contextlib
-import os
 import inspect
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
