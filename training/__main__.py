@@ -4,6 +4,7 @@
     python -m training bootstrap --steps 8000 --run-dir runs/boot --ship
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more [--refine-clicks 3]
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 1000 --run-dir runs/iou --iou-head
+    python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/long --clip-frames 4
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="with --continue-from: corrective clicks on the tracked frame of half the clips (Phase 3's refinement)",
+    )
+    boot.add_argument(
+        "--clip-frames",
+        type=int,
+        default=None,
+        help="with --continue-from: frames a training clip holds, the first prompted by its mask (default 2)",
     )
     boot.add_argument(
         "--iou-head",
@@ -87,16 +94,19 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         spec = bootstrap_spec_of(parent)
         seed = chain_stage_count(parent)
         if args.iou_head:
-            if args.refine_clicks:
-                raise ConfigError("--iou-head trains on its own clips; leave out --refine-clicks")
+            if args.refine_clicks or args.clip_frames is not None:
+                raise ConfigError("--iou-head trains on its own clips; leave out --refine-clicks and --clip-frames")
             stages: tuple = (iou_head_stage(args.steps, seed=seed),)
         else:
-            stages = (continue_stage(args.steps, seed=seed, refine_clicks=args.refine_clicks),)
+            frames = 2 if args.clip_frames is None else args.clip_frames
+            stages = (continue_stage(args.steps, seed=seed, refine_clicks=args.refine_clicks, clip_frames=frames),)
     else:
         if args.refine_clicks:
             raise ConfigError("--refine-clicks is for --continue-from: the bootstrap recipe's own last stage trains corrections")
         if args.iou_head:
             raise ConfigError("--iou-head is for --continue-from: it tunes a trained model's choice among its masks")
+        if args.clip_frames is not None:
+            raise ConfigError("--clip-frames is for --continue-from: the bootstrap recipe sets its own stages' clips")
         spec = BootstrapSpec(**{name: value for name, value in data_flags.items() if value is not None})
         stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):

@@ -151,7 +151,7 @@ def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConf
 CONTINUE_LR = 2e-4
 
 
-def continue_stage(steps: int, seed: int, refine_clicks: int = 0) -> TrainConfig:
+def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: int = 2) -> TrainConfig:
     """More training for a bootstrap model that already tracks: the carrying stage, plus prompted images.
 
     Measured on the shipped model (mask J&F on 2 validation videos, docs/training.md): the first
@@ -167,13 +167,20 @@ def continue_stage(steps: int, seed: int, refine_clicks: int = 0) -> TrainConfig
     loss (the tracked one first). That is Phase 3's refinement, a click on a frame the model
     tracked wrong, which the continuation otherwise never trains: in the demo a clicked Phase 3
     frame took 6.6 clicks (the paper's SAM 2: 2.68).
+
+    ``clip_frames``: frames a clip holds, the first prompted by its mask. With 2 the tracked frame
+    only ever remembers the prompt, while at inference every frame after the next remembers the
+    model's own earlier predictions; longer clips train that, at a higher cost a step.
     """
     if refine_clicks < 0:
         raise ConfigError(f"refine_clicks must be 0 or more, got {refine_clicks}")
+    if clip_frames < 2:
+        raise ConfigError(f"a continuation clip needs a prompted frame and a tracked one: clip_frames >= 2, got {clip_frames}")
     carry, track = bootstrap_stages(2)
     prompts = replace(carry.prompts, correction_frames=1 if refine_clicks else 0, corrections_per_frame=refine_clicks)
     return replace(
         carry,
+        clips=replace(carry.clips, frames=clip_frames),
         prompts=prompts,
         steps=steps,
         lr=CONTINUE_LR,

@@ -162,6 +162,20 @@ def test_a_continuation_can_train_refinement_clicks_on_the_tracked_frame_of_half
         continue_stage(100, seed=2, refine_clicks=-1)
 
 
+def test_a_continuation_can_train_on_longer_clips_that_remember_their_own_predictions() -> None:
+    plain, longer = continue_stage(100, seed=2, refine_clicks=3), continue_stage(100, seed=2, refine_clicks=3, clip_frames=4)
+    assert (plain.clips.frames, longer.clips.frames) == (2, 4)
+    assert replace(longer, clips=plain.clips) == plain  # nothing else changes
+    generator = torch.Generator().manual_seed(0)
+    plans = [plan_prompts(4, longer.prompts, generator) for _ in range(400)]
+    assert all(p.kind is PromptKind.MASK and p.cond_frames == (0,) for p in plans)  # one prompt, three frames tracked
+    corrected = [f for p in plans for f in p.correction_frames]
+    assert set(corrected) == {1, 2, 3} and all(len(p.correction_frames) <= 1 for p in plans)
+    for frames in (1, 0):
+        with pytest.raises(ConfigError, match="clip_frames >= 2"):
+            continue_stage(100, seed=2, clip_frames=frames)
+
+
 def test_the_iou_head_stage_trains_the_iou_head_alone_on_the_continuations_clips() -> None:
     stage, refining = iou_head_stage(1_000, seed=7), continue_stage(1_000, seed=7, refine_clicks=3)
     assert stage.trainable == (IOU_HEAD,) and stage.lr_scales == ()
@@ -244,9 +258,11 @@ def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, mo
     assert training_main([*base, "--refine-clicks", "2"]) == 0
     assert training_main(base) == 0
     assert training_main([*base, "--iou-head"]) == 0
-    (refining,), (plain,), (head,) = ran
+    assert training_main([*base, "--refine-clicks", "3", "--clip-frames", "4"]) == 0
+    (refining,), (plain,), (head,), (longer,) = ran
     assert refining == continue_stage(5, seed=3, refine_clicks=2) and plain == continue_stage(5, seed=3)
     assert head == iou_head_stage(5, seed=3)
+    assert longer == continue_stage(5, seed=3, refine_clicks=3, clip_frames=4)
 
 
 def test_the_iou_head_stage_is_refused_without_a_model_to_continue_or_with_refine_clicks(
@@ -261,4 +277,23 @@ def test_the_iou_head_stage_is_refused_without_a_model_to_continue_or_with_refin
     assert "--iou-head is for --continue-from" in capsys.readouterr().err
     assert training_main([*fresh, "--continue-from", str(tmp_path), "--refine-clicks", "3"]) == 2
     assert "leave out --refine-clicks" in capsys.readouterr().err
+    assert training_main([*fresh, "--continue-from", str(tmp_path), "--clip-frames", "4"]) == 2
+    assert "leave out --refine-clicks and --clip-frames" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_longer_clips_are_refused_for_a_fresh_bootstrap_and_below_two_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.bootstrap as bootstrap
+
+    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: {"model": COMPACT, "data": {}})
+    monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
+    monkeypatch.setattr(bootstrap, "chain_stage_count", lambda report: 3)
+    fresh = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--steps", "3", "--clip-frames", "4"]
+    assert training_main(fresh) == 2
+    assert "--clip-frames is for --continue-from" in capsys.readouterr().err
+    continued = [*fresh[:-1], "1", "--continue-from", str(tmp_path)]
+    assert training_main(continued) == 2
+    assert "clip_frames >= 2, got 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
