@@ -259,7 +259,7 @@ def test_the_trainer_reports_feature_and_memory_magnitudes_with_their_gradients(
     predictions = Sam2Trainer(model).train()(clip.pixels, clip.masks, ClipPrompts(PromptKind.MASK, (0,), (), 0), torch.Generator())
     levels = len(model.backbone_feature_sizes)
     assert len(predictions.feature_rms) == levels + 3  # every feature level, then one memory per frame
-    assert all(float(rms) > 0 for rms in predictions.feature_rms)
+    assert all(float(rms.detach()) > 0 for rms in predictions.feature_rms)
     sum(predictions.feature_rms).backward()
     for module in ("vision_encoder", "memory_encoder"):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith(module))
