@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "--refine-clicks",
         type=int,
         default=0,
-        help="with --continue-from: corrective clicks on the tracked frame of half the clips (Phase 3's refinement)",
+        help="with --continue-from: corrective clicks on one tracked frame of half the clips (Phase 3's refinement)",
     )
     boot.add_argument(
         "--clip-frames",
@@ -98,8 +98,7 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
                 raise ConfigError("--iou-head trains on its own clips; leave out --refine-clicks and --clip-frames")
             stages: tuple = (iou_head_stage(args.steps, seed=seed),)
         else:
-            frames = 2 if args.clip_frames is None else args.clip_frames
-            stages = (continue_stage(args.steps, seed=seed, refine_clicks=args.refine_clicks, clip_frames=frames),)
+            stages = (continue_stage(args.steps, seed=seed, refine_clicks=args.refine_clicks, clip_frames=args.clip_frames),)
     else:
         if args.refine_clicks:
             raise ConfigError("--refine-clicks is for --continue-from: the bootstrap recipe's own last stage trains corrections")

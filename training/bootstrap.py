@@ -151,7 +151,7 @@ def bootstrap_stages(steps: int = DEFAULT_STEPS) -> tuple[TrainConfig, TrainConf
 CONTINUE_LR = 2e-4
 
 
-def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: int = 2) -> TrainConfig:
+def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: int | None = None) -> TrainConfig:
     """More training for a bootstrap model that already tracks: the carrying stage, plus prompted images.
 
     Measured on the shipped model (mask J&F on 2 validation videos, docs/training.md): the first
@@ -168,22 +168,22 @@ def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: i
     tracked wrong, which the continuation otherwise never trains: in the demo a clicked Phase 3
     frame took 6.6 clicks (the paper's SAM 2: 2.68).
 
-    ``clip_frames``: frames a clip holds, the first prompted by its mask. With 2 the tracked frame
-    only ever remembers the prompt, while at inference every frame after the next remembers the
-    model's own earlier predictions; longer clips train that, at a higher cost a step (4 frames:
-    about twice a 2-frame step). Measured on the shipped model (docs/training.md): 4,000 steps
+    ``clip_frames``: frames a clip holds, the first prompted by its mask (None: the carrying
+    stage's 2). With 2 the tracked frame only ever remembers the prompt, while at inference
+    every frame after the next remembers the model's own earlier predictions; longer clips train
+    that, at a higher cost a step (4 frames: about twice a 2-frame step). Measured on the shipped model (docs/training.md): 4,000 steps
     on 4-frame clips raised validation J&F by +0.034 / +0.083 / +0.077 (mask / 1 / 3 clicks)
     where the 24,000 2-frame steps before them had moved the mask protocol by -0.001.
     """
     if refine_clicks < 0:
         raise ConfigError(f"refine_clicks must be 0 or more, got {refine_clicks}")
-    if clip_frames < 2:
+    if clip_frames is not None and clip_frames < 2:
         raise ConfigError(f"a continuation clip needs a prompted frame and a tracked one: clip_frames >= 2, got {clip_frames}")
     carry, track = bootstrap_stages(2)
     prompts = replace(carry.prompts, correction_frames=1 if refine_clicks else 0, corrections_per_frame=refine_clicks)
     return replace(
         carry,
-        clips=replace(carry.clips, frames=clip_frames),
+        clips=carry.clips if clip_frames is None else replace(carry.clips, frames=clip_frames),
         prompts=prompts,
         steps=steps,
         lr=CONTINUE_LR,
