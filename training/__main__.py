@@ -18,6 +18,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import ConfigError, DataEngineError
@@ -52,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --continue-from: train only the IoU head, which picks among the decoder's masks (everything else frozen)",
     )
-    boot.add_argument("--train-videos", type=int, default=None, help="default 64")
+    boot.add_argument(
+        "--train-videos",
+        type=int,
+        default=None,
+        help="default 64; with --continue-from, at least the continued model's: its videos and further ones",
+    )
     boot.add_argument("--val-videos", type=int, default=None, help="default 8")
     boot.add_argument("--seed", type=int, default=None, help="default 0")
     boot.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -85,13 +91,20 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
     device = choose_device(args.device, torch_threads=load_settings().torch_threads)
     data_flags = {"train_videos": args.train_videos, "val_videos": args.val_videos, "seed": args.seed}
     if args.continue_from is not None:
-        given = [f"--{name.replace('_', '-')}" for name, value in data_flags.items() if value is not None]
+        given = [f"--{name.replace('_', '-')}" for name in ("val_videos", "seed") if data_flags[name] is not None]
         if given:
             raise ConfigError(f"{', '.join(given)}: a continued bootstrap trains on the data of the model it continues")
         if args.steps is None:
             raise ConfigError("--continue-from needs --steps: how many more steps to train")
         parent = read_bootstrap_report(args.continue_from)
         spec = bootstrap_spec_of(parent)
+        if args.train_videos is not None:
+            if args.train_videos < spec.train_videos:
+                raise ConfigError(
+                    f"--train-videos {args.train_videos}: {args.continue_from} trained on {spec.train_videos};"
+                    " a continuation keeps those videos and may add more"
+                )
+            spec = replace(spec, train_videos=args.train_videos)
         seed = chain_stage_count(parent)
         if args.iou_head:
             if args.refine_clicks or args.clip_frames is not None:

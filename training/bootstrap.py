@@ -248,6 +248,17 @@ def bootstrap_spec_of(report: dict[str, Any]) -> BootstrapSpec:
         raise ConfigError(f"the bootstrap report's data settings are not understood: {err}") from err
 
 
+def widens(parent: BootstrapSpec, spec: BootstrapSpec) -> bool:
+    """Whether ``spec`` trains on ``parent``'s data or a superset of it, validating on the same videos.
+
+    Training videos are rendered from consecutive seeds, so more of them keeps the earlier ones
+    and adds new ones; the validation videos depend only on the seed and their count. A model
+    that has seen its few training videos many times starts to fit them (run 9 in
+    docs/training.md), and widening is how a continuation gets fresh data.
+    """
+    return spec.train_videos >= parent.train_videos and replace(spec, train_videos=parent.train_videos) == parent
+
+
 def bootstrap_chain(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs behind a bootstrap model, first run first: a continued model's report embeds the one it continued."""
     parent = report.get("continues")
@@ -321,9 +332,10 @@ def run_bootstrap(
         raise ConfigError("the bootstrap needs at least one training stage")
     began = time.perf_counter()
     parent = read_bootstrap_report(start_from) if start_from is not None else None
-    if parent is not None and bootstrap_spec_of(parent) != spec:
+    if parent is not None and not widens(bootstrap_spec_of(parent), spec):
         raise ConfigError(
             f"{start_from} was trained on other synthetic data ({parent['data']}); continue it on the same videos"
+            " (or on more training videos: the same ones and further seeds)"
         )
     train_set, val_set = synthetic_videos(spec)
     if start_from is not None:

@@ -34,6 +34,8 @@ from training.bootstrap import (
     read_bootstrap_report,
     run_bootstrap,
     ship,
+    synthetic_videos,
+    widens,
 )
 from training.clips import ClipSpec
 from training.loop import TrainConfig
@@ -205,9 +207,23 @@ def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_who
     assert report["chain_train_seconds"] == pytest.approx(first.report["train_seconds"] + report["train_seconds"])
     assert chain_train_seconds(report) == report["chain_train_seconds"] and chain_stage_count(report) == 2
 
-    other_data = BootstrapSpec(train_videos=2, val_videos=1, seed=6, video=SPEC.video)
-    with pytest.raises(ConfigError, match="other synthetic data"):
-        run_bootstrap(other_data, (still,), tmp_path / "third", CPU, command="x", start_from=first.weights_dir)
+    for other_data in (
+        BootstrapSpec(train_videos=2, val_videos=1, seed=6, video=SPEC.video),
+        BootstrapSpec(train_videos=1, val_videos=1, seed=5, video=SPEC.video),  # fewer training videos
+        BootstrapSpec(train_videos=3, val_videos=2, seed=5, video=SPEC.video),  # other validation videos
+    ):
+        with pytest.raises(ConfigError, match="other synthetic data"):
+            run_bootstrap(other_data, (still,), tmp_path / "third", CPU, command="x", start_from=first.weights_dir)
+    assert not (tmp_path / "third").exists()
+
+    # More training videos: the same ones and further seeds, validated on the same videos; the report says so.
+    wider = BootstrapSpec(train_videos=3, val_videos=1, seed=5, video=SPEC.video)
+    assert widens(SPEC, wider) and not widens(wider, SPEC)
+    assert [v.video_id for v in synthetic_videos(wider)[0][:2]] == [v.video_id for v in synthetic_videos(SPEC)[0]]
+    assert synthetic_videos(wider)[1][0].video_id == synthetic_videos(SPEC)[1][0].video_id
+    fourth = run_bootstrap(wider, (still,), tmp_path / "fourth", CPU, command="fourth", start_from=first.weights_dir)
+    assert fourth is not None and fourth.report["data"]["train_videos"] == 3
+    assert fourth.report["continues"]["data"]["train_videos"] == 2
 
 
 def test_the_chain_counts_the_training_time_of_reports_written_before_it_was_recorded() -> None:
@@ -232,8 +248,8 @@ def test_the_command_refuses_data_flags_and_a_missing_step_count_when_continuing
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu"]
-    assert training_main([*base, "--steps", "3", "--train-videos", "4"]) == 2
-    assert "--train-videos: a continued bootstrap trains on the data of the model it continues" in capsys.readouterr().err
+    assert training_main([*base, "--steps", "3", "--val-videos", "4", "--seed", "1"]) == 2
+    assert "--val-videos, --seed: a continued bootstrap trains on the data of the model it continues" in capsys.readouterr().err
     assert training_main(base) == 2
     assert "needs --steps" in capsys.readouterr().err
     assert training_main([*base, "--steps", "3"]) == 2
@@ -263,6 +279,25 @@ def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, mo
     assert refining == continue_stage(5, seed=3, refine_clicks=2) and plain == continue_stage(5, seed=3)
     assert head == iou_head_stage(5, seed=3)
     assert longer == continue_stage(5, seed=3, refine_clicks=3, clip_frames=4)
+
+
+def test_the_command_widens_a_continuation_to_more_training_videos_and_never_to_fewer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.bootstrap as bootstrap
+
+    specs: list[BootstrapSpec] = []
+    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: {"model": COMPACT, "data": {}})
+    monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
+    monkeypatch.setattr(bootstrap, "chain_stage_count", lambda report: 3)
+    monkeypatch.setattr(bootstrap, "run_bootstrap", lambda spec, stages, *a, **kw: specs.append(spec))
+    base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu", "--steps", "5"]
+    assert training_main([*base, "--train-videos", "7"]) == 0
+    assert training_main(base) == 0
+    assert specs == [BootstrapSpec(train_videos=7, val_videos=1, seed=5, video=SPEC.video), SPEC]
+    assert training_main([*base, "--train-videos", "1"]) == 2
+    assert "--train-videos 1: " in capsys.readouterr().err and len(specs) == 2
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_iou_head_stage_is_refused_without_a_model_to_continue_or_with_refine_clicks(
