@@ -85,6 +85,7 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         read_bootstrap_report,
         run_bootstrap,
         ship,
+        widens,
     )
     from training.distributed import process_group
 
@@ -99,12 +100,13 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         parent = read_bootstrap_report(args.continue_from)
         spec = bootstrap_spec_of(parent)
         if args.train_videos is not None:
-            if args.train_videos < spec.train_videos:
+            wider = replace(spec, train_videos=args.train_videos)
+            if not widens(spec, wider):
                 raise ConfigError(
                     f"--train-videos {args.train_videos}: {args.continue_from} trained on {spec.train_videos};"
                     " a continuation keeps those videos and may add more"
                 )
-            spec = replace(spec, train_videos=args.train_videos)
+            spec = wider
         seed = chain_stage_count(parent)
         if args.iou_head:
             if args.refine_clicks or args.clip_frames is not None:

@@ -171,9 +171,10 @@ def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: i
     ``clip_frames``: frames a clip holds, the first prompted by its mask (None: the carrying
     stage's 2). With 2 the tracked frame only ever remembers the prompt, while at inference
     every frame after the next remembers the model's own earlier predictions; longer clips train
-    that, at a higher cost a step (4 frames: about twice a 2-frame step). Measured on the shipped model (docs/training.md): 4,000 steps
-    on 4-frame clips raised validation J&F by +0.034 / +0.083 / +0.077 (mask / 1 / 3 clicks)
-    where the 24,000 2-frame steps before them had moved the mask protocol by -0.001.
+    that, at a higher cost a step (4 frames: about twice a 2-frame step). Measured (run 8,
+    docs/training.md): 4,000 steps on 4-frame clips raised validation J&F by +0.034 / +0.083 /
+    +0.077 (mask / 1 / 3 clicks) where the 24,000 2-frame steps before them had moved the mask
+    protocol by -0.001.
     """
     if refine_clicks < 0:
         raise ConfigError(f"refine_clicks must be 0 or more, got {refine_clicks}")

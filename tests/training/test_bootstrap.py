@@ -261,21 +261,29 @@ def test_the_command_refuses_data_flags_and_a_missing_step_count_when_continuing
     assert not (tmp_path / "run").exists()
 
 
-def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _continuations_recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[list[tuple], list[str]]:
+    """The command's continuations, recorded instead of run: (spec, stages) per call, and the base arguments.
+
+    The continued model reads as SPEC's data after 3 stages.
+    """
     import training.bootstrap as bootstrap
 
-    parent = {"model": COMPACT, "data": {}}
     ran: list[tuple] = []
-    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: parent)
+    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: {"model": COMPACT, "data": {}})
     monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
     monkeypatch.setattr(bootstrap, "chain_stage_count", lambda report: 3)
-    monkeypatch.setattr(bootstrap, "run_bootstrap", lambda spec, stages, *a, **kw: ran.append(stages))
+    monkeypatch.setattr(bootstrap, "run_bootstrap", lambda spec, stages, *a, **kw: ran.append((spec, stages)))
     base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu", "--steps", "5"]
+    return ran, base
+
+
+def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran, base = _continuations_recorded(monkeypatch, tmp_path)
     assert training_main([*base, "--refine-clicks", "2"]) == 0
     assert training_main(base) == 0
     assert training_main([*base, "--iou-head"]) == 0
     assert training_main([*base, "--refine-clicks", "3", "--clip-frames", "4"]) == 0
-    (refining,), (plain,), (head,), (longer,) = ran
+    (refining,), (plain,), (head,), (longer,) = [stages for _, stages in ran]
     assert refining == continue_stage(5, seed=3, refine_clicks=2) and plain == continue_stage(5, seed=3)
     assert head == iou_head_stage(5, seed=3)
     assert longer == continue_stage(5, seed=3, refine_clicks=3, clip_frames=4)
@@ -284,19 +292,12 @@ def test_the_command_passes_refine_clicks_to_the_continuation(tmp_path: Path, mo
 def test_the_command_widens_a_continuation_to_more_training_videos_and_never_to_fewer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.bootstrap as bootstrap
-
-    specs: list[BootstrapSpec] = []
-    monkeypatch.setattr(bootstrap, "read_bootstrap_report", lambda path: {"model": COMPACT, "data": {}})
-    monkeypatch.setattr(bootstrap, "bootstrap_spec_of", lambda report: SPEC)
-    monkeypatch.setattr(bootstrap, "chain_stage_count", lambda report: 3)
-    monkeypatch.setattr(bootstrap, "run_bootstrap", lambda spec, stages, *a, **kw: specs.append(spec))
-    base = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--continue-from", str(tmp_path), "--device", "cpu", "--steps", "5"]
+    ran, base = _continuations_recorded(monkeypatch, tmp_path)
     assert training_main([*base, "--train-videos", "7"]) == 0
     assert training_main(base) == 0
-    assert specs == [BootstrapSpec(train_videos=7, val_videos=1, seed=5, video=SPEC.video), SPEC]
+    assert [spec for spec, _ in ran] == [BootstrapSpec(train_videos=7, val_videos=1, seed=5, video=SPEC.video), SPEC]
     assert training_main([*base, "--train-videos", "1"]) == 2
-    assert "--train-videos 1: " in capsys.readouterr().err and len(specs) == 2
+    assert "--train-videos 1: " in capsys.readouterr().err and len(ran) == 2
     assert not (tmp_path / "run").exists()
 
 
