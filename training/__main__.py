@@ -5,6 +5,7 @@
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/more [--refine-clicks 3]
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 1000 --run-dir runs/iou --iou-head
     python -m training bootstrap --continue-from engine/weights/sam2-compact --steps 6000 --run-dir runs/long --clip-frames 4
+    python -m training validate engine/weights/sam2-compact runs/long/model --val-videos 32
 
 Every process trains on its own clips and DistributedDataParallel averages gradients; rank 0
 writes checkpoints, validates and saves the model. ``dataengine train`` is the same work for
@@ -63,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--seed", type=int, default=None, help="default 0")
     boot.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     boot.add_argument("--ship", action="store_true", help="copy the trained model into engine/weights/sam2-compact")
+    check = sub.add_parser(
+        "validate", help="score bootstrap models on their validation videos and further ones of the same seeds"
+    )
+    check.add_argument("models", type=Path, nargs="+", help="folders of bootstrap models (with bootstrap.json)")
+    check.add_argument("--val-videos", type=int, default=32, help="validation videos in all (default 32; a run's own: 8)")
+    check.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "validate":
+            return _validate(args)
         return _bootstrap(args, argv if argv is not None else sys.argv[1:])
     except DataEngineError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -139,6 +148,22 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         print(json.dumps(result.report["validation"], indent=2, sort_keys=True))
         if args.ship:
             print(f"shipped to {ship(result.weights_dir)}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """One JSON object per model: J&F on its own validation videos, on further ones, on all."""
+    from engine.model_loading import choose_device
+    from engine.settings import load_settings
+    from training.bootstrap import read_bootstrap_report, validate_further
+
+    for folder in args.models:
+        read_bootstrap_report(folder)  # every folder is checked before the first is scored
+    device = choose_device(args.device, torch_threads=load_settings().torch_threads)
+    for folder in args.models:
+        began = time.monotonic()
+        scores = validate_further(folder, args.val_videos, device)
+        print(json.dumps({"model": str(folder), **scores, "seconds": round(time.monotonic() - began, 1)}, sort_keys=True), flush=True)
     return 0
 
 

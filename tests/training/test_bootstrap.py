@@ -35,6 +35,7 @@ from training.bootstrap import (
     run_bootstrap,
     ship,
     synthetic_videos,
+    validate_further,
     widens,
 )
 from training.clips import ClipSpec
@@ -225,6 +226,35 @@ def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_who
     assert fourth is not None and fourth.report["data"]["train_videos"] == 3
     assert fourth.report["continues"]["data"]["train_videos"] == 2
 
+
+def test_a_model_is_scored_on_its_own_validation_videos_and_on_further_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_bootstrap(SPEC, STAGES[:1], tmp_path / "run", CPU, command="c")
+    assert result is not None
+    scores = validate_further(result.weights_dir, 2, CPU)
+    own, further, both = scores["own"], scores["further"], scores["all"]
+    assert (own["videos"], further["videos"], both["videos"]) == (1, 1, 2)
+    assert both["objects"] == own["objects"] + further["objects"] and own["objects"] > 0 and further["objects"] > 0
+    for protocol in ("mask", "click1", "click3"):
+        # The run's own videos reproduce its report; all of them pool every object.
+        assert own[protocol] == pytest.approx(result.report["validation"][f"val_jf_{protocol}"], abs=1e-6)
+        pooled = (own[protocol] * own["objects"] + further[protocol] * further["objects"]) / both["objects"]
+        assert both[protocol] == pytest.approx(pooled)
+    # The further video is the next validation seed: a wider spec's second validation video.
+    wider_val = synthetic_videos(replace(SPEC, val_videos=2))[1]
+    assert [v.video_id for v in wider_val] == [v.video_id for v in synthetic_videos(SPEC)[1]] + [wider_val[1].video_id]
+    assert set(validate_further(result.weights_dir, 1, CPU)) == {"own", "all"}
+    with pytest.raises(ConfigError, match="fewer than one video"):
+        validate_further(result.weights_dir, 0, CPU)
+
+    assert training_main(["validate", str(result.weights_dir), "--val-videos", "2", "--device", "cpu"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["model"] == str(result.weights_dir) and printed["all"] == pytest.approx(both)
+    # A folder that is not a bootstrap model is refused before any model is scored.
+    assert training_main(["validate", str(result.weights_dir), str(tmp_path), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert "is not a bootstrap model" in captured.err and captured.out == ""
 
 def test_the_chain_counts_the_training_time_of_reports_written_before_it_was_recorded() -> None:
     shipped_first_run = {"train_seconds": 1328.0, "stage0_seconds_earlier_process": 2154, "train_stages": [{}, {}]}
