@@ -256,6 +256,7 @@ def test_a_model_is_scored_on_its_own_validation_videos_and_on_further_ones(
     captured = capsys.readouterr()
     assert "is not a bootstrap model" in captured.err and captured.out == ""
 
+
 def test_the_chain_counts_the_training_time_of_reports_written_before_it_was_recorded() -> None:
     shipped_first_run = {"train_seconds": 1328.0, "stage0_seconds_earlier_process": 2154, "train_stages": [{}, {}]}
     assert chain_train_seconds(shipped_first_run) == 3482.0
