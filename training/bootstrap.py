@@ -333,6 +333,7 @@ def validate_further(weights_dir: Path, val_videos: int, device: DeviceChoice) -
     scores["all"] = {**pooled, "objects": objects, "videos": len(videos)}
     return scores
 
+
 @dataclass(frozen=True)
 class BootstrapResult:
     stages: tuple[TrainResult, ...]
