@@ -30,13 +30,14 @@ Where things live:
   (background, camera, lighting), :mod:`~engine.synthetic.curves` and
   :mod:`~engine.synthetic.textures`;
 - :mod:`~engine.synthetic.render`: :func:`render_frame`;
-- :mod:`~engine.synthetic.generate`: :func:`generate_video`, a whole video and its masklets;
+- :mod:`~engine.synthetic.generate`: :func:`generate_video`, a whole video and its masklets
+  (:func:`render_sampled`: only its sampled frames, for training);
 - :mod:`~engine.synthetic.files`: :func:`write_synthetic_video`, the MP4 and SA-V JSON;
 - :mod:`~engine.synthetic.video_sets`: :func:`synthesize`, seeded sets of videos.
 """
 
 from engine.synthetic.files import ENVIRONMENT, write_synthetic_video
-from engine.synthetic.generate import SyntheticVideo, generate_video
+from engine.synthetic.generate import SyntheticVideo, generate_video, render_sampled
 from engine.synthetic.render import BACKGROUND, RenderedFrame, render_frame
 from engine.synthetic.scene import RANDOM_EXIT_CHANCE, Scene, SceneObject, plan_scene
 from engine.synthetic.spec import DEFAULT_SPEC, MIN_SAMPLES_FOR_EVENTS, SyntheticSpec
@@ -60,6 +61,7 @@ __all__ = [
     "SyntheticSpec",
     "SyntheticVideo",
     "generate_video",
+    "render_sampled",
     "plan_scene",
     "render_frame",
     "synthesize",

@@ -1,4 +1,4 @@
-"""Frame sources: frames in memory, and an ingested video's JPEGs read from the object store."""
+"""Frame sources: frames in memory (raw or PNG), and an ingested video's JPEGs read from the object store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.errors import BadVideoError, ObjectNotFoundError
-from engine.frame_source import ArrayFrames, FrameSource, StoredFrames
+from engine.frame_source import ArrayFrames, EncodedFrames, FrameSource, StoredFrames
 from engine.ingest import frame_key
 from storage.objects.local import LocalObjectStore
 
@@ -46,6 +46,26 @@ def test_array_frames_serve_frames_by_index() -> None:
 def test_array_frames_refuse_what_is_not_rgb_video(bad: np.ndarray) -> None:
     with pytest.raises(BadVideoError):
         ArrayFrames(bad)
+
+
+def test_encoded_frames_give_back_every_pixel_in_less_memory() -> None:
+    rng = np.random.default_rng(0)
+    frames = _red_frames(4, height=48, width=64)
+    frames[:, 10:30, 20:50] = rng.integers(0, 256, (4, 20, 30, 3), dtype=np.uint8)  # texture, as synthetic frames have
+    encoded = EncodedFrames(list(frames))
+    assert isinstance(encoded, FrameSource)
+    assert (encoded.frame_count, encoded.size) == (4, (48, 64))
+    for index in range(4):
+        loaded = encoded.load(index)
+        assert loaded.dtype == np.uint8 and np.array_equal(loaded, frames[index])  # RGB stays RGB, lossless
+    assert encoded.nbytes < frames.nbytes / 2
+
+
+def test_encoded_frames_refuse_what_is_not_rgb_video() -> None:
+    with pytest.raises(BadVideoError):
+        EncodedFrames([np.zeros((4, 4), np.uint8)])
+    with pytest.raises(BadVideoError):
+        EncodedFrames([])
 
 
 def test_stored_frames_count_size_and_decode_to_rgb(store: LocalObjectStore) -> None:

@@ -20,6 +20,7 @@ from engine.synthetic import (
     SyntheticVideo,
     generate_video,
     render_frame,
+    render_sampled,
     synthesize,
     write_synthetic_video,
 )
@@ -57,6 +58,13 @@ def test_same_seed_same_video_and_other_seed_other_video() -> None:
     assert first.masklets == again.masklets
     assert not np.array_equal(first.frames, other.frames)
     assert first.masklets != other.masklets
+
+
+def test_rendering_only_the_sampled_frames_gives_the_same_frames_and_masklets(videos: list[SyntheticVideo]) -> None:
+    for video in videos[:3]:
+        frames, masklets = render_sampled(video.video_id, video.seed, SMALL)
+        assert masklets == video.masklets
+        assert np.array_equal(np.stack(frames), video.frames[video.sampled_frames])
 
 
 def test_ground_truth_is_given_on_exactly_the_sampled_frames() -> None:

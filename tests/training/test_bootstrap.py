@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import Sam2VideoModel
@@ -15,6 +16,7 @@ from engine.errors import ConfigError
 from engine.model_loading import build_model
 from engine.model_registry import CHAMPION
 from engine.segmenter_config import COMPACT, sam2_compact_config
+from engine.synthetic import generate_video
 from storage.catalog import Catalog
 from storage.model_registry import SqlModelRegistry
 from storage.objects import LocalObjectStore
@@ -28,6 +30,7 @@ from training.bootstrap import (
     chain_stage_count,
     chain_train_seconds,
     IOU_HEAD,
+    VALIDATION_SEED_OFFSET,
     continue_stage,
     init_for_tracking,
     iou_head_stage,
@@ -42,6 +45,7 @@ from training.clips import ClipSpec
 from training.loop import TrainConfig
 from training.prompts import PromptKind, PromptSpec, plan_prompts
 from training.register import register_bootstrap
+from training.videos import synthetic_training_video
 from tests.training.tiny import CPU, same_parameters, tiny_spec
 
 # Two tiny videos to train on, one to validate on; two stages of two steps each.
@@ -225,6 +229,16 @@ def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_who
     fourth = run_bootstrap(wider, (still,), tmp_path / "fourth", CPU, command="fourth", start_from=first.weights_dir)
     assert fourth is not None and fourth.report["data"]["train_videos"] == 3
     assert fourth.report["continues"]["data"]["train_videos"] == 2
+
+
+def test_the_bootstrap_trains_on_exactly_the_pixels_and_masklets_its_seeds_render() -> None:
+    """Videos are held as PNG and only their sampled frames rendered: nothing may change for the models trained before."""
+    train_set, val_set = synthetic_videos(SPEC)
+    seeds = [SPEC.seed * 100_003 + i for i in range(SPEC.train_videos)] + [VALIDATION_SEED_OFFSET + SPEC.seed * 100_003]
+    for video, seed in zip(train_set + val_set, seeds, strict=True):
+        expected = synthetic_training_video(generate_video(video.video_id, seed, SPEC.video))
+        assert video.masklets == expected.masklets
+        assert all(np.array_equal(video.frames.load(i), expected.frames.load(i)) for i in range(expected.frame_count))
 
 
 def test_a_model_is_scored_on_its_own_validation_videos_and_on_further_ones(
