@@ -11,8 +11,8 @@ and ships the result in the repository (:data:`BUNDLED_DIR`) with a report of ho
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import shutil
 import tempfile
 import time

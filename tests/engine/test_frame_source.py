@@ -68,6 +68,13 @@ def test_encoded_frames_refuse_what_is_not_rgb_video() -> None:
         EncodedFrames([])
 
 
+def test_frames_given_one_by_one_must_be_some_and_of_one_size() -> None:
+    with pytest.raises(BadVideoError, match="none"):
+        ArrayFrames([])
+    with pytest.raises(BadVideoError, match="different shapes"):
+        ArrayFrames([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8)])
+
+
 def test_stored_frames_count_size_and_decode_to_rgb(store: LocalObjectStore) -> None:
     frames = StoredFrames(store, VIDEO)
     assert isinstance(frames, FrameSource)
