@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="default 64; with --continue-from, at least the continued model's: its videos and further ones",
     )
+    boot.add_argument(
+        "--fresh-videos",
+        type=int,
+        default=None,
+        help="with --continue-from: train on this many videos none of the continued runs has seen (the seeds after theirs)",
+    )
     boot.add_argument("--val-videos", type=int, default=None, help="default 8")
     boot.add_argument("--seed", type=int, default=None, help="default 0")
     boot.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -93,6 +99,7 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         iou_head_stage,
         read_bootstrap_report,
         run_bootstrap,
+        fresh_after,
         ship,
         widens,
     )
@@ -108,7 +115,13 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             raise ConfigError("--continue-from needs --steps: how many more steps to train")
         parent = read_bootstrap_report(args.continue_from)
         spec = bootstrap_spec_of(parent)
-        if args.train_videos is not None:
+        if args.fresh_videos is not None:
+            if args.train_videos is not None:
+                raise ConfigError(
+                    "--fresh-videos and --train-videos: a continuation either widens its videos or draws fresh ones"
+                )
+            spec = fresh_after(spec, args.fresh_videos)
+        elif args.train_videos is not None:
             wider = replace(spec, train_videos=args.train_videos)
             if not widens(spec, wider):
                 raise ConfigError(
@@ -130,6 +143,8 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
             raise ConfigError("--iou-head is for --continue-from: it tunes a trained model's choice among its masks")
         if args.clip_frames is not None:
             raise ConfigError("--clip-frames is for --continue-from: the bootstrap recipe sets its own stages' clips")
+        if args.fresh_videos is not None:
+            raise ConfigError("--fresh-videos is for --continue-from: a first run's videos are the first --train-videos seeds")
         spec = BootstrapSpec(**{name: value for name, value in data_flags.items() if value is not None})
         stages = bootstrap_stages(args.steps or DEFAULT_STEPS)
     with process_group(device) as (rank, world):

@@ -46,12 +46,18 @@ VALIDATION_SEED_OFFSET = 1_000_000  # validation videos never share a seed with 
 
 @dataclass(frozen=True)
 class BootstrapSpec:
-    """The synthetic data the bootstrap trains and validates on."""
+    """The synthetic data the bootstrap trains and validates on.
+
+    Training videos are ``train_videos`` consecutive seeds from the ``first_train_video``-th;
+    validation videos depend only on ``seed`` and ``val_videos``, so every run of a chain,
+    whichever training videos it draws, is judged on the same ones.
+    """
 
     train_videos: int = 64
     val_videos: int = 8
     seed: int = 0
     video: SyntheticSpec = field(default_factory=SyntheticSpec)
+    first_train_video: int = 0
 
 
 def single_stage_config(steps: int = 1100) -> TrainConfig:
@@ -263,6 +269,24 @@ def widens(parent: BootstrapSpec, spec: BootstrapSpec) -> bool:
     return spec.train_videos >= parent.train_videos and replace(spec, train_videos=parent.train_videos) == parent
 
 
+def fresh_after(parent: BootstrapSpec, train_videos: int) -> BootstrapSpec:
+    """``train_videos`` training videos that no run of ``parent``'s chain has seen: the seeds after its last.
+
+    Widening keeps every earlier video in memory (about 3.6 MB each as PNG, so some 5,000 fit
+    this machine's 23 GB); a fresh window gives a continuation as many new videos as it holds
+    while validating on the same ones. Every run of a chain either widens or starts a fresh
+    window at its parent's end, so the seeds a chain has trained on end where its last run's do.
+    """
+    if train_videos < 1:
+        raise ConfigError(f"{train_videos} fresh videos: a continuation trains on at least one")
+    return replace(parent, train_videos=train_videos, first_train_video=parent.first_train_video + parent.train_videos)
+
+
+def continues_on(parent: BootstrapSpec, spec: BootstrapSpec) -> bool:
+    """Whether a continuation of a model trained on ``parent`` may train on ``spec``: wider or fresh, same validation."""
+    return widens(parent, spec) or spec == fresh_after(parent, spec.train_videos)
+
+
 def bootstrap_chain(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs behind a bootstrap model, first run first: a continued model's report embeds the one it continued."""
     parent = report.get("continues")
@@ -291,7 +315,8 @@ def chain_stage_count(report: dict[str, Any]) -> int:
 
 def synthetic_videos(spec: BootstrapSpec) -> tuple[list[TrainingVideo], list[TrainingVideo]]:
     """Training and validation videos, rendered in memory from their seeds (sampled frames only, as PNG)."""
-    train = [(f"boot-{spec.seed}-{i:04d}", spec.seed * 100_003 + i) for i in range(spec.train_videos)]
+    first = spec.first_train_video
+    train = [(f"boot-{spec.seed}-{i:04d}", spec.seed * 100_003 + i) for i in range(first, first + spec.train_videos)]
     val = [
         (f"bootval-{spec.seed}-{i:04d}", VALIDATION_SEED_OFFSET + spec.seed * 100_003 + i) for i in range(spec.val_videos)
     ]
@@ -366,10 +391,10 @@ def run_bootstrap(
         raise ConfigError("the bootstrap needs at least one training stage")
     began = time.perf_counter()
     parent = read_bootstrap_report(start_from) if start_from is not None else None
-    if parent is not None and not widens(bootstrap_spec_of(parent), spec):
+    if parent is not None and not continues_on(bootstrap_spec_of(parent), spec):
         raise ConfigError(
             f"{start_from} was trained on other synthetic data ({parent['data']}); continue it on the same videos"
-            " (or on more training videos: the same ones and further seeds)"
+            " (or on more training videos: the same ones and further seeds, or fresh ones: the seeds after its last)"
         )
     train_set, val_set = synthetic_videos(spec)
     if start_from is not None:

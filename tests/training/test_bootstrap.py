@@ -28,10 +28,13 @@ from training.bootstrap import (
     BootstrapSpec,
     bootstrap_stages,
     chain_stage_count,
+    bootstrap_spec_of,
     chain_train_seconds,
     IOU_HEAD,
     VALIDATION_SEED_OFFSET,
     continue_stage,
+    continues_on,
+    fresh_after,
     init_for_tracking,
     iou_head_stage,
     read_bootstrap_report,
@@ -230,6 +233,21 @@ def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_who
     assert fourth is not None and fourth.report["data"]["train_videos"] == 3
     assert fourth.report["continues"]["data"]["train_videos"] == 2
 
+    # Fresh training videos: the seeds after every one the chain trained on, validated on the same videos.
+    fresh = fresh_after(wider, 2)
+    assert continues_on(wider, fresh) and not widens(wider, fresh) and not continues_on(SPEC, fresh)
+    fresh_train, fresh_val = synthetic_videos(fresh)
+    assert [v.video_id for v in fresh_train] == ["boot-5-0003", "boot-5-0004"]
+    assert fresh_val[0].video_id == synthetic_videos(SPEC)[1][0].video_id
+    assert {v.video_id for v in fresh_train}.isdisjoint(v.video_id for v in synthetic_videos(wider)[0])
+    fifth = run_bootstrap(fresh, (still,), tmp_path / "fifth", CPU, command="fifth", start_from=fourth.weights_dir)
+    assert fifth is not None and fifth.report["data"]["first_train_video"] == 3
+    assert bootstrap_spec_of(fifth.report) == fresh and fresh_after(fresh, 1).first_train_video == 5
+    with pytest.raises(ConfigError, match="other synthetic data"):  # a window that skips seeds is neither
+        run_bootstrap(replace(fresh, first_train_video=4), (still,), tmp_path / "sixth", CPU, command="x", start_from=fourth.weights_dir)
+    with pytest.raises(ConfigError, match="at least one"):
+        fresh_after(wider, 0)
+
 
 def test_the_bootstrap_trains_on_exactly_the_pixels_and_masklets_its_seeds_render() -> None:
     """Videos are held as PNG and only their sampled frames rendered: nothing may change for the models trained before."""
@@ -344,6 +362,22 @@ def test_the_command_widens_a_continuation_to_more_training_videos_and_never_to_
     assert training_main([*base, "--train-videos", "1"]) == 2
     assert "--train-videos 1: " in capsys.readouterr().err and len(ran) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_the_command_draws_fresh_videos_for_a_continuation_and_only_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran, base = _continuations_recorded(monkeypatch, tmp_path)
+    assert training_main([*base, "--fresh-videos", "7"]) == 0
+    assert [spec for spec, _ in ran] == [replace(SPEC, train_videos=7, first_train_video=SPEC.train_videos)]
+    assert training_main([*base, "--fresh-videos", "7", "--train-videos", "9"]) == 2
+    assert "either widens its videos or draws fresh ones" in capsys.readouterr().err
+    assert training_main([*base, "--fresh-videos", "0"]) == 2
+    assert "at least one" in capsys.readouterr().err
+    first = ["bootstrap", "--run-dir", str(tmp_path / "run"), "--device", "cpu", "--steps", "3", "--fresh-videos", "4"]
+    assert training_main(first) == 2
+    assert "--fresh-videos is for --continue-from" in capsys.readouterr().err
+    assert len(ran) == 1 and not (tmp_path / "run").exists()
 
 
 def test_the_iou_head_stage_is_refused_without_a_model_to_continue_or_with_refine_clicks(
