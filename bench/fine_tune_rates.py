@@ -4,13 +4,14 @@ Each rate (under each recipe of ``--recipes``) fine-tunes the shipped ``sam2-com
 ``training.retrain.fine_tune_config`` (the recipe a retraining round uses, a fresh optimiser as
 in a round) on synthetic videos of a seed the bootstrap never saw, then scores first-frame-mask
 J&F on validation videos of that seed. Rate 0 is the baseline: the shipped model untouched.
-A round that ends below the baseline undid more than it taught.
+A round that ends below the baseline undid more than it taught. ``--noise`` renders both sets
+noisier than the bootstrap's videos, a domain it did not train on.
 
 A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
 mask-prompted clips with refinement clicks (sam2-compact's default), or ``sam2``, SAM 2's 8-frame
 clips and prompts.
 
-    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry sam2] [--threads 1]
+    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry sam2] [--threads 1] [--noise 20]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from transformers import Sam2VideoModel  # noqa: E402
 from engine.bundled import bundled_dir  # noqa: E402
 from engine.model_loading import choose_device  # noqa: E402
 from engine.segmenter_config import COMPACT  # noqa: E402
+from engine.synthetic import SyntheticSpec  # noqa: E402
 from training.bootstrap import BootstrapSpec, load_trained, save_model, synthetic_videos  # noqa: E402
 from training.evaluate import evaluate_model  # noqa: E402
 from training.loop import train  # noqa: E402
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--train-videos", type=int, default=8)
     parser.add_argument("--val-videos", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3, help="synthetic data seed (the bootstrap trained on seed 0)")
+    parser.add_argument(
+        "--noise", type=float, default=None, help="sensor noise of the videos (default: the bootstrap's, 2.5): another domain"
+    )
     parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=["carry"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -50,8 +55,13 @@ def main() -> None:
         sys.exit(f"no shipped bootstrap model at {weights}: nothing to fine-tune")
     torch.set_num_threads(args.threads)
     device = choose_device("cpu", torch_threads=args.threads)
-    train_set, val_set = synthetic_videos(BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed))
-    print(f"{args.steps}-step rounds on {len(train_set)} videos; mask J&F on {len(val_set)} validation videos")
+    video = SyntheticSpec() if args.noise is None else SyntheticSpec(noise_sigma=args.noise)
+    spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed, video=video)
+    train_set, val_set = synthetic_videos(spec)
+    print(
+        f"{args.steps}-step rounds on {len(train_set)} videos (noise {video.noise_sigma}); "
+        f"mask J&F on {len(val_set)} validation videos"
+    )
     print(f"{'recipe':>7}  {'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}  {'train s':>8}")
     baseline = None
     runs = [("-", 0.0)] if 0 in args.rates else []

@@ -31,6 +31,12 @@ def demo(
     model: str = typer.Option("sam2-compact", help="model in the loop (a registry name or hub name), or 'simulated'"),
     workers: int = typer.Option(2, min=1, help="parallel simulated annotators"),
     retrain_steps: int = typer.Option(40, min=1, help="training steps per retraining round"),
+    retrain_lr: float | None = typer.Option(
+        None, min=0.0, help="peak learning rate of a retraining round (default: the model's fine-tuning rate)"
+    ),
+    noise: float = typer.Option(
+        2.5, min=0.0, help="sensor noise of the synthetic videos, in grey levels (the bootstrap model trained at 2.5)"
+    ),
     auto: bool = typer.Option(True, "--auto/--no-auto", help="auto masklets on the Phase 3 videos"),
     seed: int = typer.Option(0, min=0, help="seed of the videos and the simulated people"),
     out: Path = typer.Option(Path(".dataengine/demo"), help="folder for videos, state, exports and the report"),
@@ -39,7 +45,7 @@ def demo(
     from engine.synthetic import SyntheticSpec, synthesize
     from flows.engine_cycle import engine_cycle
 
-    spec = SyntheticSpec(source_frames=frames, objects=objects, parts=0, force_events=frames >= 32)
+    spec = SyntheticSpec(source_frames=frames, objects=objects, parts=0, force_events=frames >= 32, noise_sigma=noise)
     paths = synthesize(out / "videos", videos=videos, seed=seed, spec=spec)
     typer.echo(f"{len(paths)} synthetic videos with ground truth in {out / 'videos'}")
     result = engine_cycle(
@@ -48,6 +54,7 @@ def demo(
         model=model,
         workers=workers,
         retrain_steps=retrain_steps,
+        retrain_lr=retrain_lr,
         with_auto_masklets=auto,
         out_dir=str(out),
         seed=seed,

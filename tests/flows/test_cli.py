@@ -158,3 +158,36 @@ def test_the_demo_killed_midway_resumes_without_redoing_work(workdir: Path) -> N
         ).fetchall()
     # Each object was annotated once, in its phase; refinements could add more, never a redo.
     assert len(per_object) == 5 * 2
+
+
+def test_the_demo_passes_its_noise_and_retraining_rate_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--noise`` makes the demo's videos noisier (a domain the bootstrap did not train on); ``--retrain-lr`` reaches the rounds."""
+    import types
+
+    import engine.synthetic
+    import flows.engine_cycle
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    seen: dict[str, object] = {}
+
+    def synthesize_recorded(out_dir: Path, videos: int, seed: int, spec: SyntheticSpec) -> list[Path]:
+        seen["spec"] = spec
+        return [out_dir / f"v{i}.mp4" for i in range(videos)]
+
+    def cycle_recorded(**kwargs: object) -> object:
+        seen.update(kwargs)
+        return types.SimpleNamespace(table="table", targets=[], rounds=[], exports={})
+
+    monkeypatch.setattr(engine.synthetic, "synthesize", synthesize_recorded)
+    monkeypatch.setattr(flows.engine_cycle, "engine_cycle", cycle_recorded)
+    out = ["--out", str(tmp_path / "demo")]
+    result = CliRunner().invoke(app, ["demo", "--noise", "20", "--retrain-lr", "2e-5", *out])
+    assert result.exit_code == 0, result.output
+    assert seen["spec"].noise_sigma == 20.0 and seen["retrain_lr"] == 2e-5
+    result = CliRunner().invoke(app, ["demo", *out])
+    assert result.exit_code == 0, result.output
+    assert seen["spec"] == SyntheticSpec(source_frames=48, objects=2, parts=0) and seen["retrain_lr"] is None
+    result = CliRunner().invoke(app, ["demo", "--noise", "-1", *out])
+    assert result.exit_code != 0 and "--noise" in result.output
