@@ -264,7 +264,8 @@ def widens(parent: BootstrapSpec, spec: BootstrapSpec) -> bool:
     Training videos are rendered from consecutive seeds, so more of them keeps the earlier ones
     and adds new ones; the validation videos depend only on the seed and their count. A model
     that has seen its few training videos many times starts to fit them (run 9 in
-    docs/training.md), and widening is how a continuation gets fresh data.
+    docs/training.md); widening, or a fresh window (:func:`fresh_after`), is how a continuation
+    gets new data.
     """
     return spec.train_videos >= parent.train_videos and replace(spec, train_videos=parent.train_videos) == parent
 
