@@ -96,10 +96,10 @@ def _bootstrap(args: argparse.Namespace, argv: list[str]) -> int:
         bootstrap_stages,
         chain_stage_count,
         continue_stage,
+        fresh_after,
         iou_head_stage,
         read_bootstrap_report,
         run_bootstrap,
-        fresh_after,
         ship,
         widens,
     )

@@ -285,7 +285,7 @@ def fresh_after(parent: BootstrapSpec, train_videos: int) -> BootstrapSpec:
 
 def continues_on(parent: BootstrapSpec, spec: BootstrapSpec) -> bool:
     """Whether a continuation of a model trained on ``parent`` may train on ``spec``: wider or fresh, same validation."""
-    return widens(parent, spec) or spec == fresh_after(parent, spec.train_videos)
+    return widens(parent, spec) or (spec.train_videos >= 1 and spec == fresh_after(parent, spec.train_videos))
 
 
 def bootstrap_chain(report: dict[str, Any]) -> list[dict[str, Any]]:

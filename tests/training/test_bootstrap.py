@@ -236,6 +236,7 @@ def test_a_continued_bootstrap_starts_from_the_earlier_model_and_records_the_who
     # Fresh training videos: the seeds after every one the chain trained on, validated on the same videos.
     fresh = fresh_after(wider, 2)
     assert continues_on(wider, fresh) and not widens(wider, fresh) and not continues_on(SPEC, fresh)
+    assert not continues_on(wider, replace(fresh, train_videos=0))  # no videos is no data, not an error
     fresh_train, fresh_val = synthetic_videos(fresh)
     assert [v.video_id for v in fresh_train] == ["boot-5-0003", "boot-5-0004"]
     assert fresh_val[0].video_id == synthetic_videos(SPEC)[1][0].video_id
