@@ -5,13 +5,17 @@ Each rate (under each recipe of ``--recipes``) fine-tunes the shipped ``sam2-com
 in a round) on synthetic videos of a seed the bootstrap never saw, then scores first-frame-mask
 J&F on validation videos of that seed. Rate 0 is the baseline: the shipped model untouched.
 A round that ends below the baseline undid more than it taught. ``--noise`` renders both sets
-noisier than the bootstrap's videos, a domain it did not train on.
+noisier than the bootstrap's videos, a domain it did not train on. ``--score-train N`` also
+scores the round's first N training videos: a round that gains there and not on validation fit
+its videos instead of learning their domain. ``--trainable PREFIX ...`` trains only the weights
+whose names start with a prefix (``TrainConfig.trainable``), every other weight frozen.
 
 A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
 mask-prompted clips with refinement clicks (sam2-compact's default), or ``sam2``, SAM 2's 8-frame
 clips and prompts.
 
-    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry sam2] [--threads 1] [--noise 20]
+    python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry track sam2] [--threads 1]
+        [--noise 20] [--score-train 8] [--trainable vision_encoder.backbone.patch_embed]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +52,8 @@ def main() -> None:
         "--noise", type=float, default=None, help="sensor noise of the videos (default: the bootstrap's, 2.5): another domain"
     )
     parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=["carry"])
+    parser.add_argument("--score-train", type=int, default=0, help="also score the first N training videos")
+    parser.add_argument("--trainable", nargs="+", default=[], help="train only weights under these name prefixes")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -58,12 +65,17 @@ def main() -> None:
     video = SyntheticSpec() if args.noise is None else SyntheticSpec(noise_sigma=args.noise)
     spec = BootstrapSpec(train_videos=args.train_videos, val_videos=args.val_videos, seed=args.seed, video=video)
     train_set, val_set = synthetic_videos(spec)
+    scored = train_set[: args.score_train]
     print(
         f"{args.steps}-step rounds on {len(train_set)} videos (noise {video.noise_sigma}); "
-        f"mask J&F on {len(val_set)} validation videos"
+        f"mask J&F on {len(val_set)} validation videos" + (f" and {len(scored)} training videos" if scored else "")
     )
-    print(f"{'recipe':>7}  {'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}  {'train s':>8}")
-    baseline = None
+    print(
+        f"{'recipe':>7}  {'peak rate':>10}  {'mask J&F':>8}  {'vs none':>8}"
+        + (f"  {'train J&F':>9}  {'vs none':>8}" if scored else "")
+        + f"  {'train s':>8}"
+    )
+    baseline = train_baseline = None
     runs = [("-", 0.0)] if 0 in args.rates else []
     runs += [(recipe, rate) for recipe in args.recipes for rate in args.rates if rate > 0]
     for recipe, rate in runs:
@@ -71,13 +83,22 @@ def main() -> None:
         seconds = 0.0
         with tempfile.TemporaryDirectory() as work:
             if rate > 0:
-                config = fine_tune_config(COMPACT, args.steps, rate, recipe=recipe)
+                config = replace(fine_tune_config(COMPACT, args.steps, rate, recipe=recipe), trainable=tuple(args.trainable))
                 seconds = train(model, train_set, config, Path(work) / "run", device).total_seconds
             save_model(model, Path(work) / "model")
-            jf = evaluate_model(load_trained(Path(work) / "model", device), val_set, protocols=["mask"]).jf["mask"]
+            trained = load_trained(Path(work) / "model", device)
+            jf = evaluate_model(trained, val_set, protocols=["mask"]).jf["mask"]
+            train_jf = evaluate_model(trained, scored, protocols=["mask"]).jf["mask"] if scored else None
         baseline = jf if rate == 0 else baseline
-        delta = f"{jf - baseline:+8.3f}" if baseline is not None else " " * 8
-        print(f"{recipe:>7}  {rate:>10.0e}  {jf:8.3f}  {delta}  {seconds:8.0f}", flush=True)
+        train_baseline = train_jf if rate == 0 else train_baseline
+        line = f"{recipe:>7}  {rate:>10.0e}  {jf:8.3f}  {_delta(jf, baseline)}"
+        if train_jf is not None:
+            line += f"  {train_jf:9.3f}  {_delta(train_jf, train_baseline)}"
+        print(f"{line}  {seconds:8.0f}", flush=True)
+
+
+def _delta(value: float, baseline: float | None) -> str:
+    return f"{value - baseline:+8.3f}" if baseline is not None else " " * 8
 
 
 if __name__ == "__main__":

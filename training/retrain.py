@@ -79,7 +79,10 @@ SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 # training (docs/training.md), and a 2-frame step costs about a fifth of an 8-frame one
 # (bench/fine_tune_rates.py: 20 s against 111 s for 40 steps).
 ROUND_REFINE_CLICKS = 3
-RECIPES = ("carry", "sam2")
+# ``track``: the same on 4-frame clips, what the shipped model's last continuations (runs 8-14)
+# trained on, so that its tracked frames remember its own predictions as at inference.
+ROUND_TRACK_FRAMES = 4
+RECIPES = ("carry", "track", "sam2")
 
 
 def fine_tune_config(model_name: str, steps: int, lr: float | None = None, recipe: str | None = None) -> TrainConfig:
@@ -107,13 +110,14 @@ def fine_tune_config(model_name: str, steps: int, lr: float | None = None, recip
         lr_scales=(("vision_encoder", SAM2_IMAGE_ENCODER_LR_SCALE),),
     )
     if model_name != COMPACT:
-        if recipe == "carry":
-            raise ConfigError("the 'carry' recipe is sam2-compact's; real SAM 2.1 checkpoints fine-tune on SAM 2's own")
+        if recipe in ("carry", "track"):
+            raise ConfigError(f"the {recipe!r} recipe is sam2-compact's; real SAM 2.1 checkpoints fine-tune on SAM 2's own")
         return sam2
     compact = replace(sam2, losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES)
     if recipe == "sam2":
         return replace(compact, prompts=PromptSpec(corrections_per_frame=3))
-    carry = continue_stage(steps, seed=compact.seed, refine_clicks=ROUND_REFINE_CLICKS)
+    frames = ROUND_TRACK_FRAMES if recipe == "track" else None
+    carry = continue_stage(steps, seed=compact.seed, refine_clicks=ROUND_REFINE_CLICKS, clip_frames=frames)
     return replace(carry, lr=compact.lr, warmup_steps=compact.warmup_steps, checkpoint_every=50, log_every=10)
 
 

@@ -4,6 +4,7 @@ or, when training fails, a failed run and nothing else changed."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -179,11 +180,14 @@ def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> Non
 
 def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_is_asked_for() -> None:
     carry, sam2 = fine_tune_config(COMPACT, 40), fine_tune_config(COMPACT, 40, recipe="sam2")
+    track = fine_tune_config(COMPACT, 40, recipe="track")
     assert carry == fine_tune_config(COMPACT, 40, recipe="carry")
     assert carry.clips.frames == 2 and carry.image_step_p > 0
     assert carry.prompts.mask_p == 1.0 and carry.prompts.correction_frames == 1 and carry.prompts.corrections_per_frame == 3
+    # track: the same clips and prompts, 4 frames long (the shipped model's last continuations)
+    assert track.clips.frames == 4 and replace(track, clips=carry.clips) == carry
     assert sam2.clips.frames == 8 and sam2.prompts.mask_p == 0.5
-    for config in (carry, sam2):  # the round's rate, schedule and losses, whichever clips
+    for config in (carry, track, sam2):  # the round's rate, schedule and losses, whichever clips
         assert (config.lr, config.warmup_steps, config.steps, config.losses, config.lr_scales) == (
             5e-6, 9, 40, BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES
         )
@@ -191,6 +195,8 @@ def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_i
         fine_tune_config(COMPACT, 40, recipe="fast")
     with pytest.raises(ConfigError, match="sam2-compact's"):
         fine_tune_config("facebook/sam2.1-hiera-tiny", 40, recipe="carry")
+    with pytest.raises(ConfigError, match="'track' recipe is sam2-compact's"):
+        fine_tune_config("facebook/sam2.1-hiera-tiny", 40, recipe="track")
 
 
 # --- the command line: `dataengine train` and `dataengine evaluate-model` ----------------------
