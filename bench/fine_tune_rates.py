@@ -11,8 +11,8 @@ its videos instead of learning their domain. ``--trainable PREFIX ...`` trains o
 whose names start with a prefix (``TrainConfig.trainable``), every other weight frozen.
 
 A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
-mask-prompted clips with refinement clicks (sam2-compact's default), or ``sam2``, SAM 2's 8-frame
-clips and prompts.
+mask-prompted clips with refinement clicks (sam2-compact's default), ``track``, the same on 4-frame
+clips, or ``sam2``, SAM 2's 8-frame clips and prompts.
 
     python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry track sam2] [--threads 1]
         [--noise 20] [--score-train 8] [--trainable vision_encoder.backbone.patch_embed]
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--trainable", nargs="+", default=[], help="train only weights under these name prefixes")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.score_train < 0 or args.score_train > args.train_videos:
+        parser.error(f"--score-train {args.score_train}: score 0 to --train-videos ({args.train_videos}) training videos")
 
     weights = bundled_dir(COMPACT)
     if not (weights / "model.safetensors").exists():
