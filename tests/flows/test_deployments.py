@@ -164,7 +164,7 @@ def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) ->
             return False
 
     # Our deployments exactly as prefect.yaml has them, beside a copy of the retrain trigger on the
-    # report flow with a threshold of three (retrain's own flow is not in this repository yet).
+    # report flow with a threshold of three (a triggered report runs in seconds; a retrain would train).
     ours = [d for name, d in by_name().items() if name in OURS]
     trigger = copy.deepcopy(by_name()["retrain/nightly"]["triggers"][0])
     trigger.update(threshold=3, within=600)
