@@ -24,6 +24,7 @@ from engine.segmenter_config import COMPACT
 from flows.events import PrefectEventSink
 from flows.models import GPU_TAG
 from flows.resources import resources
+from training.policy import DEFAULT_THRESHOLD
 
 DEFAULT_STEPS = 200
 
@@ -135,7 +136,7 @@ def retrain(
     steps: int = DEFAULT_STEPS,
     lr: float | None = None,  # None: the fine-tuning rate (training.retrain.FINE_TUNE_LR)
     recipe: str | None = None,  # None: the model's own (training.retrain.fine_tune_config)
-    threshold: int = 250,  # new satisfactory masklets; fewer teach sam2-compact its videos, not their domain (docs/training-data.md)
+    threshold: int = DEFAULT_THRESHOLD,
     schedule_every_hours: float | None = 24.0,
     force: bool = False,
     margin: float = 0.01,

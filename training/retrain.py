@@ -82,7 +82,8 @@ ROUND_REFINE_CLICKS = 3
 # ``track``: the same on 4-frame clips, what the shipped model's last continuations (runs 8-14)
 # trained on, so that its tracked frames remember its own predictions as at inference.
 ROUND_TRACK_FRAMES = 4
-RECIPES = ("carry", "track", "sam2")
+COMPACT_RECIPES = ("carry", "track")
+RECIPES = (*COMPACT_RECIPES, "sam2")
 
 
 def fine_tune_config(model_name: str, steps: int, lr: float | None = None, recipe: str | None = None) -> TrainConfig:
@@ -110,7 +111,7 @@ def fine_tune_config(model_name: str, steps: int, lr: float | None = None, recip
         lr_scales=(("vision_encoder", SAM2_IMAGE_ENCODER_LR_SCALE),),
     )
     if model_name != COMPACT:
-        if recipe in ("carry", "track"):
+        if recipe in COMPACT_RECIPES:
             raise ConfigError(f"the {recipe!r} recipe is sam2-compact's; real SAM 2.1 checkpoints fine-tune on SAM 2's own")
         return sam2
     compact = replace(sam2, losses=BOOTSTRAP_LOSSES, lr_scales=BOOTSTRAP_LR_SCALES)

@@ -27,6 +27,8 @@ import httpx
 import pytest
 import yaml
 
+from training.policy import DEFAULT_THRESHOLD
+
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 OURS = {  # deployments whose flows live in this repository now: flow/deployment -> entrypoint
@@ -63,6 +65,7 @@ def test_prefect_yaml_deploys_every_flow_with_schedules_pools_and_the_retrain_tr
     (trigger,) = found["retrain/nightly"]["triggers"]
     parsed = DeploymentEventTrigger.model_validate(trigger)
     assert parsed.expect == {"dataengine.masklet.verified"} and parsed.threshold >= 10
+    assert parsed.threshold == DEFAULT_THRESHOLD  # the retrain flow's own default, one number
     assert parsed.match.root["dataengine.verdict"] == "satisfactory"
 
     for name, entrypoint in OURS.items():  # parameters a flow does not take would fail its runs
