@@ -281,7 +281,7 @@ def _validation_videos(snapshot: CatalogSnapshot, named: Sequence[str] | None) -
     if training:
         raise ValidationOverlapError(
             f"videos {training[:_SHOWN]} are training videos (split {TRAIN_SPLIT!r}), so they cannot validate: "
-            f"reserve them for validation first (reserve_validation_videos, before they are trained on), "
+            f"reserve them for validation first (`dataengine videos reserve-validation`, before they are trained on), "
             f"or name videos already in the {VALIDATION_SPLIT!r} split"
         )
     elsewhere = sorted(v for v in named if v not in reserved)
@@ -327,7 +327,7 @@ def _require_validation(selection: DatasetSelection, wanted: set[str]) -> None:
     if not wanted:
         raise EmptyValidationSetError(
             f"no video is reserved for validation (split {VALIDATION_SPLIT!r}): reserve some before annotating "
-            "them (reserve_validation_videos, e.g. a tenth of the videos), annotate them with Phase 1 and verify "
+            "them (`dataengine videos reserve-validation --fraction 0.1`), annotate them with Phase 1 and verify "
             "the masklets"
         )
     raise EmptyValidationSetError(

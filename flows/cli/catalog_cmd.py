@@ -1,6 +1,8 @@
-"""``dataengine config``, ``dataengine db ...`` and ``dataengine videos list``."""
+"""``dataengine config``, ``dataengine db ...`` and ``dataengine videos list|reserve-validation``."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -63,3 +65,33 @@ def videos_list() -> None:
                 f"{v.id}\t{v.frame_count} frames\t{v.width}x{v.height}\t{v.source_fps:.2f} fps"
                 f"\t{v.split}\t{v.source_uri}"
             )
+
+
+@videos_app.command("reserve-validation")
+@reports_errors
+def videos_reserve_validation(
+    video_ids: Annotated[list[str] | None, typer.Argument(help="videos to hold out (or give --fraction)")] = None,
+    fraction: Annotated[
+        float | None,
+        typer.Option(help="have the validation split reach this share of the videos (e.g. 0.1), chosen by id hash"),
+    ] = None,
+) -> None:
+    """Hold videos out of training for validation, before they are annotated (then annotate them with Phase 1).
+
+    Retraining validates on held-out videos annotated in Phase 1, as SAM 2's data engine did, so
+    that validation does not favour the engine's own model; a video any run trained on is refused.
+    """
+    from storage.training_data import SqlTrainingData
+    from storage.training_runs import SqlTrainingRuns
+    from training.dataset import reserve_validation_videos
+
+    with open_context() as ctx:
+        reservation = reserve_validation_videos(
+            SqlTrainingData(ctx.catalog, ctx.store),
+            SqlTrainingRuns(ctx.catalog),
+            video_ids=video_ids or None,
+            fraction=fraction,
+        )
+    for video_id in reservation.reserved:
+        typer.echo(video_id)
+    typer.echo(reservation.note, err=True)

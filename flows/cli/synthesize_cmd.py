@@ -25,6 +25,10 @@ def synthesize_command(
     width: Annotated[int | None, typer.Option(help="Frame width in pixels.")] = None,
     height: Annotated[int | None, typer.Option(help="Frame height in pixels.")] = None,
     objects: Annotated[int | None, typer.Option(help="Objects per video (parts come on top).")] = None,
+    noise: Annotated[
+        float | None,
+        typer.Option(help="Sensor noise in grey levels (default 2.5, what the bootstrap model trained at)."),
+    ] = None,
 ) -> None:
     """Write seeded synthetic videos with exact ground-truth masklets (SA-V JSON beside each MP4)."""
 
@@ -38,6 +42,7 @@ def synthesize_command(
             width=width if width is not None else DEFAULT_SPEC.width,
             height=height if height is not None else DEFAULT_SPEC.height,
             objects=objects if objects is not None else DEFAULT_SPEC.objects,
+            noise_sigma=noise if noise is not None else DEFAULT_SPEC.noise_sigma,
         )
         synthesize(out, videos, seed, spec, on_video=report)
     except DataEngineError as exc:

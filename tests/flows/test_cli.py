@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,48 @@ def test_the_demo_passes_its_noise_and_retraining_rate_on(tmp_path: Path, monkey
     assert seen["spec"] == SyntheticSpec(source_frames=48, objects=2, parts=0) and seen["retrain_lr"] is None
     result = CliRunner().invoke(app, ["demo", "--noise", "-1", *out])
     assert result.exit_code != 0 and "--noise" in result.output
+
+
+def test_synthesize_passes_its_noise_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``synthesize --noise`` writes videos at another sensor noise (the demo's ``--noise``, for the step-by-step commands)."""
+    from typer.testing import CliRunner
+
+    import flows.cli.synthesize_cmd
+    from engine.synthetic import DEFAULT_SPEC
+    from flows.cli import app
+
+    seen: list[SyntheticSpec] = []
+    monkeypatch.setattr(flows.cli.synthesize_cmd, "synthesize", lambda out, videos, seed, spec, on_video: seen.append(spec))
+    out = ["--out", str(tmp_path / "videos")]
+    assert CliRunner().invoke(app, ["synthesize", "--noise", "20", *out]).exit_code == 0
+    assert CliRunner().invoke(app, ["synthesize", *out]).exit_code == 0
+    assert seen == [replace(DEFAULT_SPEC, noise_sigma=20.0), DEFAULT_SPEC]
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["synthesize", "--noise", "-1", "--videos", "1", *out])
+    assert result.exit_code == 2 and "noise_sigma must not be negative" in result.output
+
+
+def test_validation_videos_are_reserved_from_the_command_line(workdir: Path, tmp_path: Path) -> None:
+    """``videos reserve-validation`` by id and by fraction; the split shows in ``videos list``; bad requests change nothing."""
+    synthesize(tmp_path / "videos", videos=4, seed=3, spec=SMALL)
+    run(["ingest", str(tmp_path / "videos")], workdir)
+
+    def splits() -> dict[str, str]:
+        lines = run(["videos", "list"], workdir).stdout.splitlines()
+        return {line.split("\t")[0]: line.split("\t")[4] for line in lines}
+
+    by_id = run(["videos", "reserve-validation", "syn0003_0002"], workdir)
+    assert by_id.stdout.split() == ["syn0003_0002"] and "1 in the 'val' split" in by_id.stderr
+    assert [v for v, split in splits().items() if split == "val"] == ["syn0003_0002"]
+
+    unknown = run(["videos", "reserve-validation", "syn0003_0000", "nope"], workdir, check=False)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr and "Traceback" not in unknown.stderr
+    both = run(["videos", "reserve-validation", "syn0003_0000", "--fraction", "0.5"], workdir, check=False)
+    assert both.returncode == 2 and "exactly one" in both.stderr
+    assert list(splits().values()).count("val") == 1
+
+    by_fraction = run(["videos", "reserve-validation", "--fraction", "0.5"], workdir)
+    assert len(by_fraction.stdout.split()) == 1 and "2 in the 'val' split" in by_fraction.stderr
+    again = run(["videos", "reserve-validation", "--fraction", "0.5"], workdir)
+    assert again.stdout == "" and "reserved 0 video(s)" in again.stderr
+    assert list(splits().values()).count("val") == 2
