@@ -183,7 +183,10 @@ def continue_stage(steps: int, seed: int, refine_clicks: int = 0, clip_frames: i
     that, at a higher cost a step (4 frames: about twice a 2-frame step). Measured (run 8,
     docs/training.md): 4,000 steps on 4-frame clips raised validation J&F by +0.034 / +0.083 /
     +0.077 (mask / 1 / 3 clicks) where the 24,000 2-frame steps before them had moved the mask
-    protocol by -0.001.
+    protocol by -0.001; and again at 8 frames (run 16, 128 validation objects): +0.017 with the
+    mask after 11,000 more 4-frame steps on fresh videos had moved it by -0.006 (run 15). Eight
+    frames fill the memory bank (the prompted frame and six recent ones) with the model's own
+    predictions, as every validation video does from its eighth frame on.
     """
     if refine_clicks < 0:
         raise ConfigError(f"refine_clicks must be 0 or more, got {refine_clicks}")
