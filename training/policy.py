@@ -28,12 +28,12 @@ from engine.errors import ConfigError
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.training_data import RunStatus, TrainingDataSource, TrainingRun, TrainingRunLog
 from training.dataset import DatasetManifest, manifest_of, training_masklet_ids
+from training.promotion import champion_of
 
 # New satisfactory masklets that start a retrain, by default (the retrain flow and the
 # retrain/nightly deployment's event trigger). Fewer, about 12 videos' worth at the earlier 50,
 # teach sam2-compact those videos rather than their domain (docs/training-data.md).
 DEFAULT_THRESHOLD = 250
-from training.promotion import champion_of
 
 
 @dataclass(frozen=True)

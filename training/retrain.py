@@ -79,7 +79,7 @@ SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 # training (docs/training.md), and a 2-frame step costs about a fifth of an 8-frame one
 # (bench/fine_tune_rates.py: 20 s against 111 s for 40 steps).
 ROUND_REFINE_CLICKS = 3
-# ``track``: the same on 4-frame clips, what the shipped model's last continuations (runs 8-14)
+# ``track``: the same on 4-frame clips, what the bootstrap continuations of runs 8-14
 # trained on, so that its tracked frames remember its own predictions as at inference.
 ROUND_TRACK_FRAMES = 4
 COMPACT_RECIPES = ("carry", "track")

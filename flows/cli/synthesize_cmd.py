@@ -36,14 +36,8 @@ def synthesize_command(
         typer.echo(f"{mp4}\t{len(video.masklets)} masklets")
 
     try:
-        spec = replace(
-            DEFAULT_SPEC,
-            source_frames=frames if frames is not None else DEFAULT_SPEC.source_frames,
-            width=width if width is not None else DEFAULT_SPEC.width,
-            height=height if height is not None else DEFAULT_SPEC.height,
-            objects=objects if objects is not None else DEFAULT_SPEC.objects,
-            noise_sigma=noise if noise is not None else DEFAULT_SPEC.noise_sigma,
-        )
+        given = {"source_frames": frames, "width": width, "height": height, "objects": objects, "noise_sigma": noise}
+        spec = replace(DEFAULT_SPEC, **{name: value for name, value in given.items() if value is not None})
         synthesize(out, videos, seed, spec, on_video=report)
     except DataEngineError as exc:
         typer.echo(f"error: {exc}", err=True)
