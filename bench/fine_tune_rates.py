@@ -11,7 +11,7 @@ its videos instead of learning their domain. ``--trainable PREFIX ...`` trains o
 whose names start with a prefix (``TrainConfig.trainable``), every other weight frozen.
 
 A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
-mask-prompted clips with refinement clicks (sam2-compact's default), ``track``, the same on 4-frame
+mask-prompted clips with refinement clicks (sam2-compact's default), ``track``, the same on 8-frame
 clips, or ``sam2``, SAM 2's 8-frame clips and prompts.
 
     python bench/fine_tune_rates.py [--steps 40] [--rates 0 2e-4 5e-5 2e-5 1e-5] [--recipes carry track sam2] [--threads 1]

@@ -231,7 +231,7 @@ def engine_cycle(
     table, targets = phase_table(**urls)
     rounds_md = "\n".join(
         f"| after Phase {r['after_phase']} | {r.get('version') or '-'} | {_fmt(r.get('val_jf_before'))} | "
-        f"{_fmt(r.get('val_jf_after'))} | {'yes' if r.get('promoted') else 'no'} |"
+        f"{_fmt(r.get('val_jf_after'))} | {gain_text(r)} | {'yes' if r.get('promoted') else 'no'} |"
         for r in state.rounds
     )
     create_markdown_artifact(
@@ -239,7 +239,8 @@ def engine_cycle(
         markdown=(
             "### Engine cycle\n\n```\n" + table + "\n```\n\n"
             + "\n".join(f"- {t}" for t in targets)
-            + "\n\n| retrain | version | val J&F before | after | promoted |\n|---|---|---|---|---|\n"
+            + "\n\n| retrain | version | val J&F before | after | gain per video (95 % interval) | promoted |\n"
+            + "|---|---|---|---|---|---|\n"
             + rounds_md
             + "\n"
         ),
@@ -250,3 +251,12 @@ def engine_cycle(
 
 def _fmt(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) else f"{value:.3f}"
+
+
+def gain_text(round_: dict[str, Any]) -> str:
+    """A round's per-video gain and interval, and whether it is a measured change (training.gain)."""
+    gain, low, high = (round_.get(k) for k in ("val_gain", "val_gain_low", "val_gain_high"))
+    if not all(isinstance(v, (int, float)) for v in (gain, low, high)):
+        return "-"
+    verdict = "measured rise" if low > 0 else "measured fall" if high < 0 else "not measured"
+    return f"{gain:+.3f} ({low:+.3f} to {high:+.3f}): {verdict}"

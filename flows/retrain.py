@@ -39,6 +39,11 @@ class RetrainReport:
     promoted: bool = False
     val_jf_before: float | None = None
     val_jf_after: float | None = None
+    # The mean per-video change and its 95 % interval (training.gain); None without two
+    # validation videos scored by both versions.
+    val_gain: float | None = None
+    val_gain_low: float | None = None
+    val_gain_high: float | None = None
     summary: str | None = None
 
 
@@ -126,6 +131,9 @@ def retrain_model(
         promoted=outcome.promoted,
         val_jf_before=outcome.before.get("val_jf"),
         val_jf_after=outcome.after.get("val_jf"),
+        val_gain=outcome.gain.mean if outcome.gain else None,
+        val_gain_low=outcome.gain.low if outcome.gain else None,
+        val_gain_high=outcome.gain.high if outcome.gain else None,
         summary=outcome.summary(),
     )
 

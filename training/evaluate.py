@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -55,13 +56,16 @@ class ModelEvaluation:
         """The headline the promotion gate compares: semi-supervised J&F."""
         return self.jf.get("mask", math.nan)
 
-    def metrics(self) -> dict[str, float | int | None]:
+    def metrics(self) -> dict[str, Any]:
         out: dict[str, float | int | None] = {"val_jf": self.val_jf, "val_objects": self.objects, "val_videos": self.videos}
         out.update({f"val_jf_{name}": value for name, value in self.jf.items()})
         if self.phase3_seconds_per_frame is not None:
             out["val_phase3_seconds_per_frame"] = self.phase3_seconds_per_frame
         out["eval_seconds"] = self.seconds
         out["eval_protocol"] = EVALUATION_PROTOCOL
+        # Each video's mask J&F, so that a later round scored on the same videos can pair its
+        # scores with these and tell a gain from the draw of videos (training.gain).
+        out["val_jf_per_video"] = {video: jf["mask"] for video, jf in self.per_video.items() if "mask" in jf}
         return out
 
 

@@ -29,6 +29,7 @@ from engine.training_data import TrainingDataSource, TrainingRunLog
 from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, continue_stage, load_trained, save_model
 from training.dataset import build_datasets
 from training.evaluate import EVALUATION_PROTOCOL, ModelEvaluation, evaluate_model, phase3_seconds_per_frame
+from training.gain import ValidationGain, paired_gain
 from training.loop import TrainConfig, train
 from training.losses import LossWeights
 from training.prompts import PromptSpec
@@ -50,6 +51,9 @@ class RetrainOutcome:
     after: dict[str, Any]  # the new version's
     train_seconds: float
     clips_per_second: float
+    # The per-video change of validation J&F with its interval; None when the two were not
+    # scored video by video on the same videos (fewer than two in common).
+    gain: ValidationGain | None = None
 
     @property
     def promoted(self) -> bool:
@@ -58,7 +62,8 @@ class RetrainOutcome:
     def summary(self) -> str:
         before, after = self.before.get("val_jf", math.nan), self.after.get("val_jf", math.nan)
         verdict = "promoted to champion" if self.promoted else "kept as challenger"
-        return f"{self.version.ref}: validation J&F {before:.3f} -> {after:.3f}; {verdict} ({self.decision.reason})"
+        gain = f"; {self.gain.describe()}" if self.gain is not None else ""
+        return f"{self.version.ref}: validation J&F {before:.3f} -> {after:.3f}{gain}; {verdict} ({self.decision.reason})"
 
 
 # SAM 2.1's fine-tuning rate, for its checkpoints and the bootstrap model alike; its image
@@ -79,9 +84,11 @@ SAM2_IMAGE_ENCODER_LR_SCALE = 0.6
 # training (docs/training.md), and a 2-frame step costs about a fifth of an 8-frame one
 # (bench/fine_tune_rates.py: 20 s against 111 s for 40 steps).
 ROUND_REFINE_CLICKS = 3
-# ``track``: the same on 4-frame clips, what the bootstrap continuations of runs 8-14
-# trained on, so that its tracked frames remember its own predictions as at inference.
-ROUND_TRACK_FRAMES = 4
+# ``track``: the same on 8-frame clips, what the shipped model's last bootstrap continuations
+# (runs 16-17) trained on, so that its tracked frames remember its own predictions as at
+# inference (runs 8-14 trained on 4-frame clips; 8 frames raised the mask protocol where 4 had
+# stopped, docs/training.md). A step costs about four times a 2-frame one.
+ROUND_TRACK_FRAMES = 8
 COMPACT_RECIPES = ("carry", "track")
 RECIPES = (*COMPACT_RECIPES, "sam2")
 
@@ -152,6 +159,9 @@ def retrain(
         evaluation = evaluate_model(load_trained(weights_dir, device), datasets.validation, phase3=phase3)
         train_seconds = time.perf_counter() - began
         after = _recordable({**evaluation.metrics(), "validation_digest": manifest.validation_digest})
+        gain = paired_gain(before.get("val_jf_per_video") or {}, after["val_jf_per_video"])
+        if gain is not None:
+            after.update(gain.metrics())
         # Registered before the run is marked succeeded: a run that succeeded always has its version.
         version = registry.register(
             model_name,
@@ -174,7 +184,7 @@ def retrain(
     )
     version = apply_promotion(registry, version, decision)
     outcome = RetrainOutcome(
-        model_name, version, parent, run.id, decision, before, after, train_seconds, result.clips_per_second
+        model_name, version, parent, run.id, decision, before, after, train_seconds, result.clips_per_second, gain
     )
     log.info(outcome.summary())
     return outcome
@@ -211,10 +221,15 @@ def _parent_metrics(
 
     Recorded with the set's digest and the evaluation protocol, so the round compares like with
     like (scores from before :data:`~training.evaluate.EVALUATION_PROTOCOL` 2 carry no protocol
-    and are measured again).
+    and are measured again), and with each video's score, which the round's gain pairs with its
+    own (scores recorded without them are measured again too).
     """
     recorded = parent.metrics if parent is not None else {}
-    if recorded.get("validation_digest") == digest and recorded.get("eval_protocol") == EVALUATION_PROTOCOL:
+    if (
+        recorded.get("validation_digest") == digest
+        and recorded.get("eval_protocol") == EVALUATION_PROTOCOL
+        and "val_jf_per_video" in recorded
+    ):
         return dict(recorded)
     evaluation: ModelEvaluation = evaluate_model(load_version(registry, parent, model_name, device), validation, phase3=phase3)
     metrics = _recordable({**evaluation.metrics(), "validation_digest": digest})
@@ -224,5 +239,5 @@ def _parent_metrics(
 
 
 def _recordable(metrics: dict[str, Any]) -> dict[str, Any]:
-    """NaN is not JSON: a score that could not be computed is recorded as missing (None)."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    """NaN is not JSON: a score that could not be computed is recorded as missing (None), nested ones too."""
+    return {k: _recordable(v) if isinstance(v, dict) else None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}

@@ -31,7 +31,7 @@ def train_command(
     steps: int | None = typer.Option(None, "--steps", help="training steps (clips); default 8000 bootstrap, 300 retrain"),
     lr: float | None = typer.Option(None, "--lr", help="retrain: learning rate (default: training.retrain.FINE_TUNE_LR)"),
     recipe: str | None = typer.Option(
-        None, "--recipe", help="retrain: carry (sam2-compact's default: 2-frame clips), track (the same on 4-frame clips) or sam2 (SAM 2's 8-frame clips)"
+        None, "--recipe", help="retrain: carry (sam2-compact's default: 2-frame clips), track (the same on 8-frame clips) or sam2 (SAM 2's 8-frame clips)"
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="checkpoints go here; an interrupted run resumes from it"),
     margin: float = typer.Option(0.01, "--margin", help="promotion gate: how much worse than the champion is tolerated"),

@@ -47,8 +47,13 @@ def test_every_protocol_scores_every_object_between_0_and_1(model, videos) -> No
 def test_metrics_are_what_the_registry_stores(model, videos) -> None:
     evaluation = evaluate_model(model, videos[:1], protocols=("mask",))
     metrics = evaluation.metrics()
-    assert set(metrics) == {"val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol"}
+    assert set(metrics) == {
+        "val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol", "val_jf_per_video"
+    }
     assert metrics["val_jf"] == metrics["val_jf_mask"] == evaluation.val_jf
+    # each video's mask score, for pairing with a later round's (training.gain)
+    assert metrics["val_jf_per_video"] == {videos[0].video_id: evaluation.per_video[videos[0].video_id]["mask"]}
+    assert evaluate_model(model, videos[:1], protocols=("click1",)).metrics()["val_jf_per_video"] == {}
     assert (metrics["val_objects"], metrics["val_videos"]) == (1, 1)
 
     with_cost = evaluate_model(model, videos[:1], protocols=("mask",), phase3=lambda m, v: 1.25)

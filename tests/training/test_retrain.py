@@ -110,6 +110,9 @@ def test_a_retrain_registers_a_trained_child_of_the_champion_with_its_run_metric
     assert version.metrics["validation_digest"] == digest and version.metrics["val_objects"] == 1
     scored_parent = registry.get(COMPACT, parent.version)  # scored on the same set, for the gate
     assert scored_parent.metrics["validation_digest"] == digest and outcome.before["val_jf"] == scored_parent.metrics["val_jf"]
+    # one validation video: each side's score of it is recorded, but one pair gives no interval
+    assert set(version.metrics["val_jf_per_video"]) == set(scored_parent.metrics["val_jf_per_video"]) == {state.video_ids[1]}
+    assert outcome.gain is None and "val_gain" not in version.metrics and "gain" not in outcome.summary()
 
     decision = version.metrics[PROMOTION_KEY]
     assert decision["promoted"] is outcome.promoted and decision["champion_ref"] == parent.ref
@@ -134,7 +137,10 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
     # The champion was already scored on this validation set: the round goes straight to training.
     digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
-    scored = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL}
+    scored = {
+        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL,
+        "val_jf_per_video": {state.video_ids[1]: 0.5},
+    }
     parent = champion(registry, tmp_path, metrics=scored)
 
     def out_of_memory(*args, **kwargs):
@@ -167,6 +173,37 @@ def test_a_champion_scored_under_an_older_evaluation_protocol_is_scored_again(
     assert rescored["val_jf_click3"] != 0.9 and 0.0 <= rescored["val_jf"] <= 1.0
 
 
+def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it_gained(
+    catalog: Catalog, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Three validation videos: the gain is the mean per-video change, with its interval, recorded."""
+    state = make_state(catalog, tmp_path, synthesize_videos(tmp_path_factory.mktemp("four"), 4))
+    train_video, *val_videos = state.video_ids
+    reserve_validation_videos(state.data, state.runs, video_ids=val_videos)
+    state.judged(train_video, 0, phase=3)
+    for video in val_videos:
+        state.judged(video, 0, phase=1)
+    registry = SqlModelRegistry(catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    per_video = {video: 0.25 * i for i, video in enumerate(val_videos)}  # recorded: the round pairs with these
+    recorded = {"val_jf": 0.25, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "val_jf_per_video": per_video}
+    champion(registry, tmp_path, metrics=recorded)
+
+    outcome = retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+
+    after = outcome.after["val_jf_per_video"]
+    assert set(after) == set(val_videos) and outcome.before["val_jf_per_video"] == per_video
+    gain = outcome.gain
+    assert gain is not None and gain.videos == 3
+    assert gain.mean == pytest.approx(sum(after[v] - per_video[v] for v in val_videos) / 3)
+    assert gain.low <= gain.mean <= gain.high
+    stored = registry.get(COMPACT, outcome.version.version).metrics
+    assert (stored["val_gain"], stored["val_gain_low"], stored["val_gain_high"], stored["val_gain_videos"]) == (
+        gain.mean, gain.low, gain.high, 3
+    )
+    assert gain.describe() in outcome.summary()
+
+
 def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> None:
     compact = fine_tune_config(COMPACT, 40)
     assert compact.losses.dice == 20.0 and compact.lr_scales == BOOTSTRAP_LR_SCALES and compact.steps == 40
@@ -184,8 +221,8 @@ def test_a_compact_round_trains_on_the_continuations_clips_unless_sam2s_recipe_i
     assert carry == fine_tune_config(COMPACT, 40, recipe="carry")
     assert carry.clips.frames == 2 and carry.image_step_p > 0
     assert carry.prompts.mask_p == 1.0 and carry.prompts.correction_frames == 1 and carry.prompts.corrections_per_frame == 3
-    # track: the same clips and prompts, 4 frames long (the shipped model's last continuations)
-    assert track.clips.frames == 4 and replace(track, clips=carry.clips) == carry
+    # track: the same clips and prompts, 8 frames long (the shipped model's last continuations)
+    assert track.clips.frames == 8 and replace(track, clips=carry.clips) == carry
     assert sam2.clips.frames == 8 and sam2.prompts.mask_p == 0.5
     for config in (carry, track, sam2):  # the round's rate, schedule and losses, whichever clips
         assert (config.lr, config.warmup_steps, config.steps, config.losses, config.lr_scales) == (
