@@ -33,6 +33,7 @@ from flows.resources import resources
 from flows.retrain import retrain
 from flows.verify import verify
 from storage.objects.atomic_files import write_file_atomically
+from training.gain import gain_text
 
 STATE_FILE = "cycle_state.json"
 PAPER_SPEEDUP = {2: 5.1, 3: 8.4}  # SAM 2 paper, Table 1: Phase 1 s/frame over Phase 2's and Phase 3's
@@ -239,7 +240,7 @@ def engine_cycle(
         markdown=(
             "### Engine cycle\n\n```\n" + table + "\n```\n\n"
             + "\n".join(f"- {t}" for t in targets)
-            + "\n\n| retrain | version | val J&F before | after | gain per video (95 % interval) | promoted |\n"
+            + "\n\n| retrain | version | val J&F before | after | gain (95 % interval) | promoted |\n"
             + "|---|---|---|---|---|---|\n"
             + rounds_md
             + "\n"
@@ -252,11 +253,3 @@ def engine_cycle(
 def _fmt(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) else f"{value:.3f}"
 
-
-def gain_text(round_: dict[str, Any]) -> str:
-    """A round's per-video gain and interval, and whether it is a measured change (training.gain)."""
-    gain, low, high = (round_.get(k) for k in ("val_gain", "val_gain_low", "val_gain_high"))
-    if not all(isinstance(v, (int, float)) for v in (gain, low, high)):
-        return "-"
-    verdict = "measured rise" if low > 0 else "measured fall" if high < 0 else "not measured"
-    return f"{gain:+.3f} ({low:+.3f} to {high:+.3f}): {verdict}"

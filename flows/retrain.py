@@ -11,7 +11,7 @@ keeps training off a GPU that annotation tasks are using. A promotion is announc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from engine.segmenter_config import COMPACT
 from flows.events import PrefectEventSink
 from flows.models import GPU_TAG
 from flows.resources import resources
+from training.gain import gain_text
 from training.policy import DEFAULT_THRESHOLD
 
 DEFAULT_STEPS = 200
@@ -39,11 +40,12 @@ class RetrainReport:
     promoted: bool = False
     val_jf_before: float | None = None
     val_jf_after: float | None = None
-    # The mean per-video change and its 95 % interval (training.gain); None without two
-    # validation videos scored by both versions.
+    # The change of validation J&F and its 95 % interval over videos (training.gain); None
+    # without two validation videos scored by both versions.
     val_gain: float | None = None
     val_gain_low: float | None = None
     val_gain_high: float | None = None
+    val_gain_videos: int | None = None
     summary: str | None = None
 
 
@@ -131,9 +133,7 @@ def retrain_model(
         promoted=outcome.promoted,
         val_jf_before=outcome.before.get("val_jf"),
         val_jf_after=outcome.after.get("val_jf"),
-        val_gain=outcome.gain.mean if outcome.gain else None,
-        val_gain_low=outcome.gain.low if outcome.gain else None,
-        val_gain_high=outcome.gain.high if outcome.gain else None,
+        **(outcome.gain.metrics() if outcome.gain is not None else {}),
         summary=outcome.summary(),
     )
 
@@ -183,7 +183,8 @@ def _markdown(model: str, report: RetrainReport) -> str:
     return (
         f"### Retrain `{model}` -> `{report.version}`\n\n"
         f"| | validation J&F |\n|---|---|\n| champion before | {_fmt(report.val_jf_before)} |\n"
-        f"| new version | {_fmt(report.val_jf_after)} |\n\n"
+        f"| new version | {_fmt(report.val_jf_after)} |\n"
+        f"| gain (95 % interval over videos) | {gain_text(asdict(report))} |\n\n"
         f"**{'promoted to champion' if report.promoted else 'kept as challenger'}** - {report.summary}\n\nWhy it ran: {report.reason}\n"
     )
 

@@ -32,7 +32,7 @@ from engine.segmenter_config import COMPACT, sam2_compact_config
 from engine.synthetic import SyntheticSpec
 from storage.objects.atomic_files import write_file_atomically
 from training.clips import ClipSpec
-from training.evaluate import PROTOCOLS, ModelEvaluation, evaluate_model
+from training.evaluate import PER_VIDEO_KEYS, PROTOCOLS, ModelEvaluation, evaluate_model
 from training.loop import TrainConfig, TrainResult, train
 from training.losses import LossWeights
 from training.prompts import PromptSpec
@@ -433,7 +433,7 @@ def run_bootstrap(
         "stage_seconds": [r.total_seconds for r in results],
         "stage_clips_per_second": [r.clips_per_second for r in results],
         "final_loss": results[-1].final_loss,
-        "validation": evaluation.metrics(),
+        "validation": {k: v for k, v in evaluation.metrics().items() if k not in PER_VIDEO_KEYS},
         "validation_per_video": evaluation.per_video,
         "total_seconds": time.perf_counter() - began,
         "device": str(device.device),

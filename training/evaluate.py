@@ -40,6 +40,11 @@ PROTOCOLS = ("mask", "click1", "click3")
 EVALUATION_PROTOCOL = 2
 
 
+# The metrics that hold one value per validation video (for pairing rounds, training.gain): the
+# registry keeps them with a version; summaries that print the metrics leave them out.
+PER_VIDEO_KEYS = ("val_jf_per_video", "val_objects_per_video")
+
+
 @dataclass(frozen=True)
 class ModelEvaluation:
     """Validation results of one model version; ``metrics`` is what the registry stores."""
@@ -50,6 +55,7 @@ class ModelEvaluation:
     seconds: float
     phase3_seconds_per_frame: float | None = None
     per_video: dict[str, dict[str, float]] = field(default_factory=dict)
+    objects_per_video: dict[str, int] = field(default_factory=dict)
 
     @property
     def val_jf(self) -> float:
@@ -57,15 +63,16 @@ class ModelEvaluation:
         return self.jf.get("mask", math.nan)
 
     def metrics(self) -> dict[str, Any]:
-        out: dict[str, float | int | None] = {"val_jf": self.val_jf, "val_objects": self.objects, "val_videos": self.videos}
+        out: dict[str, Any] = {"val_jf": self.val_jf, "val_objects": self.objects, "val_videos": self.videos}
         out.update({f"val_jf_{name}": value for name, value in self.jf.items()})
         if self.phase3_seconds_per_frame is not None:
             out["val_phase3_seconds_per_frame"] = self.phase3_seconds_per_frame
         out["eval_seconds"] = self.seconds
         out["eval_protocol"] = EVALUATION_PROTOCOL
-        # Each video's mask J&F, so that a later round scored on the same videos can pair its
-        # scores with these and tell a gain from the draw of videos (training.gain).
+        # Each video's mask J&F and objects, so that a later round scored on the same videos can
+        # pair its scores with these and tell a gain from the draw of videos (training.gain).
         out["val_jf_per_video"] = {video: jf["mask"] for video, jf in self.per_video.items() if "mask" in jf}
+        out["val_objects_per_video"] = {video: self.objects_per_video[video] for video in out["val_jf_per_video"]}
         return out
 
 
@@ -90,6 +97,7 @@ def evaluate_model(
     began = time.perf_counter()
     scores: dict[str, list[ObjectScore]] = {p: [] for p in protocols}
     per_video: dict[str, dict[str, float]] = {}
+    objects_per_video: dict[str, int] = {}
     for done, video in enumerate(videos, start=1):
         session = VideoSession(model, video.frames)
         video_scores: dict[str, list[ObjectScore]] = {p: [] for p in protocols}
@@ -107,6 +115,7 @@ def evaluate_model(
         for protocol, rows in video_scores.items():
             scores[protocol].extend(rows)
         per_video[video.video_id] = {p: summarize(rows).jf for p, rows in video_scores.items() if rows}
+        objects_per_video[video.video_id] = max((len(rows) for rows in video_scores.values()), default=0)
         if progress is not None:
             progress(done, len(videos))
     objects = len(scores[protocols[0]]) if protocols else 0
@@ -118,6 +127,7 @@ def evaluate_model(
         seconds=time.perf_counter() - began,
         phase3_seconds_per_frame=phase3_spf,
         per_video=per_video,
+        objects_per_video=objects_per_video,
     )
 
 

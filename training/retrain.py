@@ -29,7 +29,7 @@ from engine.training_data import TrainingDataSource, TrainingRunLog
 from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, continue_stage, load_trained, save_model
 from training.dataset import build_datasets
 from training.evaluate import EVALUATION_PROTOCOL, ModelEvaluation, evaluate_model, phase3_seconds_per_frame
-from training.gain import ValidationGain, paired_gain
+from training.gain import GAIN_KEYS, ValidationGain, paired_gain
 from training.loop import TrainConfig, train
 from training.losses import LossWeights
 from training.prompts import PromptSpec
@@ -51,8 +51,8 @@ class RetrainOutcome:
     after: dict[str, Any]  # the new version's
     train_seconds: float
     clips_per_second: float
-    # The per-video change of validation J&F with its interval; None when the two were not
-    # scored video by video on the same videos (fewer than two in common).
+    # The change of validation J&F with its interval over videos (training.gain); None when the
+    # two were not scored video by video on at least two common videos.
     gain: ValidationGain | None = None
 
     @property
@@ -87,7 +87,8 @@ ROUND_REFINE_CLICKS = 3
 # ``track``: the same on 8-frame clips, what the shipped model's last bootstrap continuations
 # (runs 16-17) trained on, so that its tracked frames remember its own predictions as at
 # inference (runs 8-14 trained on 4-frame clips; 8 frames raised the mask protocol where 4 had
-# stopped, docs/training.md). A step costs about four times a 2-frame one.
+# stopped, docs/training.md). A step costs about 2.5 times a 2-frame one (runs 16-17 trained at
+# 1.32-1.37 clips/s, run 4 on 2-frame clips with the same refinement clicks at 3.49).
 ROUND_TRACK_FRAMES = 8
 COMPACT_RECIPES = ("carry", "track")
 RECIPES = (*COMPACT_RECIPES, "sam2")
@@ -159,7 +160,7 @@ def retrain(
         evaluation = evaluate_model(load_trained(weights_dir, device), datasets.validation, phase3=phase3)
         train_seconds = time.perf_counter() - began
         after = _recordable({**evaluation.metrics(), "validation_digest": manifest.validation_digest})
-        gain = paired_gain(before.get("val_jf_per_video") or {}, after["val_jf_per_video"])
+        gain = paired_gain(before.get("val_jf_per_video") or {}, after["val_jf_per_video"], after["val_objects_per_video"])
         if gain is not None:
             after.update(gain.metrics())
         # Registered before the run is marked succeeded: a run that succeeded always has its version.
@@ -222,7 +223,8 @@ def _parent_metrics(
     Recorded with the set's digest and the evaluation protocol, so the round compares like with
     like (scores from before :data:`~training.evaluate.EVALUATION_PROTOCOL` 2 carry no protocol
     and are measured again), and with each video's score, which the round's gain pairs with its
-    own (scores recorded without them are measured again too).
+    own (scores recorded without them are measured again too). Measured again, the champion's
+    own round gain is cleared: it paired the scores this measurement replaces.
     """
     recorded = parent.metrics if parent is not None else {}
     if (
@@ -234,10 +236,19 @@ def _parent_metrics(
     evaluation: ModelEvaluation = evaluate_model(load_version(registry, parent, model_name, device), validation, phase3=phase3)
     metrics = _recordable({**evaluation.metrics(), "validation_digest": digest})
     if parent is not None:
+        metrics.update(dict.fromkeys(k for k in GAIN_KEYS if k in recorded))
         registry.record_metrics(parent.id, metrics)
     return metrics
 
 
 def _recordable(metrics: dict[str, Any]) -> dict[str, Any]:
     """NaN is not JSON: a score that could not be computed is recorded as missing (None), nested ones too."""
-    return {k: _recordable(v) if isinstance(v, dict) else None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
+    return {key: _recordable_value(value) for key, value in metrics.items()}
+
+
+def _recordable_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _recordable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

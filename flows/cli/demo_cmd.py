@@ -43,7 +43,8 @@ def demo(
 ) -> None:
     """Run the whole data engine on synthetic videos and print the paper-style table."""
     from engine.synthetic import SyntheticSpec, synthesize
-    from flows.engine_cycle import engine_cycle, gain_text
+    from flows.engine_cycle import engine_cycle
+    from training.gain import gain_text
 
     spec = SyntheticSpec(source_frames=frames, objects=objects, parts=0, force_events=frames >= 32, noise_sigma=noise)
     paths = synthesize(out / "videos", videos=videos, seed=seed, spec=spec)
@@ -67,7 +68,7 @@ def demo(
         before, after = r.get("val_jf_before"), r.get("val_jf_after")
         typer.echo(
             f"retrain after Phase {r['after_phase']}: {r.get('version') or '-'} validation J&F "
-            f"{_fmt(before)} -> {_fmt(after)}, gain per video {gain_text(r)} "
+            f"{_fmt(before)} -> {_fmt(after)}, gain {gain_text(r)} "
             f"({'promoted' if r.get('promoted') else 'not promoted'})"
         )
     typer.echo(f"\nSA-V export: {result.exports.get('sav_dir')}; dashboard: {out / 'report' / 'dashboard.html'}")

@@ -17,7 +17,7 @@ from flows.cli.context import open_context, reports_errors
 from storage.model_registry import SqlModelRegistry
 
 # Until settings has a model_cache_dir, downloaded weights sit beside the embedded catalog.
-KEY_METRICS = ("val_jf", "val_j", "val_f")  # shown first in `models list`
+KEY_METRICS = ("val_jf", "val_gain", "val_j", "val_f")  # shown first in `models list`
 METRICS_SHOWN = 4
 
 models_app = typer.Typer(help="Model versions in the registry, and their aliases (champion).", no_args_is_help=True)

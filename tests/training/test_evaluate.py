@@ -41,6 +41,7 @@ def test_every_protocol_scores_every_object_between_0_and_1(model, videos) -> No
     # Objects are pooled (as the SA-V evaluator does): 1 object from tiny-3, 2 from tiny-5.
     pooled = (evaluation.per_video["tiny-3"]["mask"] + 2 * evaluation.per_video["tiny-5"]["mask"]) / 3
     assert evaluation.jf["mask"] == pytest.approx(pooled)
+    assert evaluation.objects_per_video == {"tiny-3": 1, "tiny-5": 2}  # the weights that pool them
     assert seen == [(1, 2), (2, 2)]
 
 
@@ -48,11 +49,13 @@ def test_metrics_are_what_the_registry_stores(model, videos) -> None:
     evaluation = evaluate_model(model, videos[:1], protocols=("mask",))
     metrics = evaluation.metrics()
     assert set(metrics) == {
-        "val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol", "val_jf_per_video"
+        "val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol",
+        "val_jf_per_video", "val_objects_per_video",
     }
     assert metrics["val_jf"] == metrics["val_jf_mask"] == evaluation.val_jf
     # each video's mask score, for pairing with a later round's (training.gain)
     assert metrics["val_jf_per_video"] == {videos[0].video_id: evaluation.per_video[videos[0].video_id]["mask"]}
+    assert metrics["val_objects_per_video"] == {videos[0].video_id: 1}
     assert evaluate_model(model, videos[:1], protocols=("click1",)).metrics()["val_jf_per_video"] == {}
     assert (metrics["val_objects"], metrics["val_videos"]) == (1, 1)
 

@@ -4,6 +4,7 @@ or, when training fails, a failed run and nothing else changed."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from training.evaluate import EVALUATION_PROTOCOL
 from training.loop import TrainConfig
 from training.promotion import CHALLENGER, PROMOTION_KEY
 from training.prompts import PromptSpec
-from training.retrain import fine_tune_config, retrain
+from training.retrain import _recordable, fine_tune_config, retrain
 from tests.training.catalog_state import CatalogState, make_state, synthesize_videos
 from tests.training.tiny import CPU
 
@@ -195,6 +196,7 @@ def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it
     assert set(after) == set(val_videos) and outcome.before["val_jf_per_video"] == per_video
     gain = outcome.gain
     assert gain is not None and gain.videos == 3
+    assert outcome.after["val_objects_per_video"] == dict.fromkeys(val_videos, 1)  # equal weights here
     assert gain.mean == pytest.approx(sum(after[v] - per_video[v] for v in val_videos) / 3)
     assert gain.low <= gain.mean <= gain.high
     stored = registry.get(COMPACT, outcome.version.version).metrics
@@ -202,6 +204,32 @@ def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it
         gain.mean, gain.low, gain.high, 3
     )
     assert gain.describe() in outcome.summary()
+
+
+def test_a_champion_recorded_without_per_video_scores_is_scored_again_and_its_old_gain_cleared(
+    sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same set and protocol, but no video-by-video scores to pair with: the round measures them."""
+    state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
+    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    own_round = {"val_gain": 0.02, "val_gain_low": 0.01, "val_gain_high": 0.03, "val_gain_videos": 40}
+    recorded = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, **own_round}
+    parent = champion(registry, tmp_path, metrics=recorded)
+    monkeypatch.setattr("training.retrain.train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop here")))
+    with pytest.raises(RuntimeError, match="stop here"):
+        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+    rescored = registry.get(COMPACT, parent.version).metrics
+    assert set(rescored["val_jf_per_video"]) == set(rescored["val_objects_per_video"]) == {state.video_ids[1]}
+    assert rescored["val_jf"] != 0.5 and rescored["val_objects_per_video"][state.video_ids[1]] == 1
+    # its own round's gain paired the scores just replaced: kept, it would sit beside the new ones
+    assert all(rescored[key] is None for key in own_round)
+
+
+def test_a_score_that_could_not_be_computed_is_recorded_as_missing_at_any_depth() -> None:
+    recorded = _recordable({"val_jf": math.nan, "val_jf_per_video": {"a": math.nan, "b": 0.5}, "n": 3, "inf": math.inf})
+    assert recorded == {"val_jf": None, "val_jf_per_video": {"a": None, "b": 0.5}, "n": 3, "inf": None}
+    json.dumps(recorded, allow_nan=False)
 
 
 def test_a_round_fine_tunes_under_the_recipe_its_model_was_trained_with() -> None:
