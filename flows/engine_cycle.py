@@ -252,4 +252,3 @@ def engine_cycle(
 
 def _fmt(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) else f"{value:.3f}"
-
