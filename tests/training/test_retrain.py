@@ -74,7 +74,23 @@ def one_masklet_each(catalog: Catalog, root: Path, videos_dir: Path) -> CatalogS
 
 @pytest.fixture
 def registry(catalog: Catalog, tmp_path: Path) -> SqlModelRegistry:
-    return SqlModelRegistry(catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    return registry_in(catalog, tmp_path)
+
+
+def registry_in(catalog: Catalog, root: Path) -> SqlModelRegistry:
+    return SqlModelRegistry(catalog, LocalObjectStore(root / "models"), root / "cache")
+
+
+def validation_digest(state: CatalogState) -> str:
+    """The digest a round records for the catalog's validation set: scores recorded under it are reused."""
+    return build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+
+
+def round_stopped_before_training(state: CatalogState, registry: SqlModelRegistry, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round that fails where training would start: what it recorded for the champion is left."""
+    monkeypatch.setattr("training.retrain.train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop here")))
+    with pytest.raises(RuntimeError, match="stop here"):
+        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=root / "work", device=CPU)
 
 
 def champion(registry: SqlModelRegistry, tmp_path: Path, metrics: dict | None = None) -> ModelVersion:
@@ -135,9 +151,9 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
-    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
+    registry = registry_in(sqlite_catalog, tmp_path)
     # The champion was already scored on this validation set: the round goes straight to training.
-    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    digest = validation_digest(state)
     scored = {
         "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL,
         "val_jf_per_video": {state.video_ids[1]: 0.5},
@@ -163,12 +179,10 @@ def test_a_champion_scored_under_an_older_evaluation_protocol_is_scored_again(
 ) -> None:
     """Same validation set, but its clicks decoded the old way: the round measures it afresh."""
     state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
-    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
-    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    registry = registry_in(sqlite_catalog, tmp_path)
+    digest = validation_digest(state)
     parent = champion(registry, tmp_path, metrics={"val_jf": 0.5, "val_jf_click3": 0.9, "validation_digest": digest})
-    monkeypatch.setattr("training.retrain.train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop here")))
-    with pytest.raises(RuntimeError, match="stop here"):
-        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+    round_stopped_before_training(state, registry, tmp_path, monkeypatch)
     rescored = registry.get(COMPACT, parent.version).metrics
     assert rescored["eval_protocol"] == EVALUATION_PROTOCOL and rescored["validation_digest"] == digest
     assert rescored["val_jf_click3"] != 0.9 and 0.0 <= rescored["val_jf"] <= 1.0
@@ -184,8 +198,8 @@ def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it
     state.judged(train_video, 0, phase=3)
     for video in val_videos:
         state.judged(video, 0, phase=1)
-    registry = SqlModelRegistry(catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
-    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    registry = registry_in(catalog, tmp_path)
+    digest = validation_digest(state)
     per_video = {video: 0.25 * i for i, video in enumerate(val_videos)}  # recorded: the round pairs with these
     recorded = {"val_jf": 0.25, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "val_jf_per_video": per_video}
     champion(registry, tmp_path, metrics=recorded)
@@ -211,14 +225,12 @@ def test_a_champion_recorded_without_per_video_scores_is_scored_again_and_its_ol
 ) -> None:
     """Same set and protocol, but no video-by-video scores to pair with: the round measures them."""
     state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
-    registry = SqlModelRegistry(sqlite_catalog, LocalObjectStore(tmp_path / "models"), tmp_path / "cache")
-    digest = build_datasets(state.data, state.runs, model_name=COMPACT).manifest.validation_digest
+    registry = registry_in(sqlite_catalog, tmp_path)
+    digest = validation_digest(state)
     own_round = {"val_gain": 0.02, "val_gain_low": 0.01, "val_gain_high": 0.03, "val_gain_videos": 40}
     recorded = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, **own_round}
     parent = champion(registry, tmp_path, metrics=recorded)
-    monkeypatch.setattr("training.retrain.train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop here")))
-    with pytest.raises(RuntimeError, match="stop here"):
-        retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
+    round_stopped_before_training(state, registry, tmp_path, monkeypatch)
     rescored = registry.get(COMPACT, parent.version).metrics
     assert set(rescored["val_jf_per_video"]) == set(rescored["val_objects_per_video"]) == {state.video_ids[1]}
     assert rescored["val_jf"] != 0.5 and rescored["val_objects_per_video"][state.video_ids[1]] == 1
