@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 GAIN_KEYS = ("val_gain", "val_gain_low", "val_gain_high", "val_gain_videos")
@@ -97,6 +96,10 @@ def paired_gain(
     mean = float(np.sum(weights * differences))
     # Cluster-robust standard error of a weighted mean, with the small-sample factor n / (n - 1).
     spread = math.sqrt(n / (n - 1) * float(np.sum(weights**2 * (differences - mean) ** 2)))
+    # Imported here: scipy.stats takes most of a second to import, and the flows and the demo that
+    # import this module for gain_text never compute an interval themselves.
+    from scipy import stats
+
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread
     return ValidationGain(mean, mean - half, mean + half, n, confidence)
 
