@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from engine.errors import IncompatibleModelError, PredictorStateError
+from engine.mask_upsampling import masks_from_logits
 from engine.model_loading import LoadedModel
 from engine.prompts import check_frame_image, check_points
 
@@ -41,6 +42,7 @@ class GridPredictor:
         self._model = model
         self._features: list[torch.Tensor] | None = None
         self._size: tuple[int, int] | None = None
+        self._image: np.ndarray | None = None  # the guide of mask upsampling (engine.mask_upsampling)
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -55,6 +57,7 @@ class GridPredictor:
             pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(self._model.device.device)
             self._features = list(self._model.module.get_image_embeddings(pixels))
         self._size = (int(image.shape[0]), int(image.shape[1]))
+        self._image = image
 
     def predict_points(self, points: np.ndarray, *, multimask: bool = True) -> PointMasks:
         """Masks for each point ``(x, y)`` (image pixels) as a prompt of its own, one positive click."""
@@ -79,8 +82,9 @@ class GridPredictor:
 
     def upscale(self, low_res_logits: torch.Tensor) -> np.ndarray:
         """Low-resolution logits ``(m, h, w)`` to boolean masks ``(m, height, width)`` of the image."""
-        if self._size is None:
+        if self._size is None or self._image is None:
             raise PredictorStateError("upscale() before set_image(): embed an image first")
         processor = self._model.processor.image_processor
-        masks = processor.post_process_masks([low_res_logits[None].float()], [list(self._size)])[0][0]
-        return masks.cpu().numpy()
+        logits = processor.post_process_masks([low_res_logits[None].float()], [list(self._size)], binarize=False)[0][0]
+        model = self._model
+        return masks_from_logits(logits.cpu().numpy(), self._image, model.mask_grid, model.mask_upsampling)

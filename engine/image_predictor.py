@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from engine.errors import BadPromptError, IncompatibleModelError, PredictorStateError
+from engine.mask_upsampling import masks_from_logits
 from engine.model_loading import LoadedModel
 from engine.prompts import check_box, check_frame_image, check_points
 
@@ -50,6 +51,7 @@ class _Embedding:
     """A frame's image-encoder output, kept for every click on that frame."""
 
     features: tuple[torch.Tensor, ...]  # SAM 2 and EdgeTAM: three FPN levels; SAM 1: one map
+    image: np.ndarray  # the frame: the guide that fits masks to its edges (engine.mask_upsampling)
     height: int
     width: int
     resized: tuple[int, int]  # the frame's size inside the model's square input (SAM 1 pads)
@@ -116,7 +118,7 @@ class ImagePredictor:
             masks = self._upscale(embedding, low_res)
         order = torch.argsort(scores, descending=True)
         return ImagePrediction(
-            masks=masks[order].cpu().numpy(),
+            masks=masks[order.cpu().numpy()],
             scores=scores[order].float().cpu().numpy(),
             low_res_logits=low_res[order].float().cpu().numpy(),
         )
@@ -130,11 +132,11 @@ class ImagePredictor:
             pixels = self._model.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
             features = module.get_image_embeddings(pixels.to(device))
             side = self._model.image_size
-            return _Embedding(tuple(features), height, width, (side, side))
+            return _Embedding(tuple(features), image, height, width, (side, side))
         encoded = self._model.processor.image_processor(images=image, return_tensors="pt")
         features = module.get_image_embeddings(encoded["pixel_values"].to(device))
         resized = tuple(int(v) for v in encoded["reshaped_input_sizes"][0])
-        return _Embedding((features,), height, width, (resized[0], resized[1]))
+        return _Embedding((features,), image, height, width, (resized[0], resized[1]))
 
     def _decode(
         self,
@@ -177,14 +179,17 @@ class ImagePredictor:
         resized_h, resized_w = embedding.resized
         return resized_w / embedding.width, resized_h / embedding.height
 
-    def _upscale(self, embedding: _Embedding, low_res: torch.Tensor) -> torch.Tensor:
+    def _upscale(self, embedding: _Embedding, low_res: torch.Tensor) -> np.ndarray:
         """Low-resolution logits to boolean masks at the frame's resolution."""
         image_processor = self._model.processor.image_processor
         original = [[embedding.height, embedding.width]]
         logits = [low_res[None].float()]
         if self._model.family.sam2_interface:
-            return image_processor.post_process_masks(logits, original)[0][0]
-        return image_processor.post_process_masks(logits, original, [list(embedding.resized)])[0][0]
+            upscaled = image_processor.post_process_masks(logits, original, binarize=False)[0][0]
+        else:
+            upscaled = image_processor.post_process_masks(logits, original, [list(embedding.resized)], binarize=False)[0][0]
+        model = self._model
+        return masks_from_logits(upscaled.cpu().numpy(), embedding.image, model.mask_grid, model.mask_upsampling)
 
     def _check_mask_logits(self, mask_logits: np.ndarray | None) -> torch.Tensor | None:
         if mask_logits is None:

@@ -63,6 +63,7 @@ from engine.errors import (
     ModelNotFoundError,
 )
 from engine.bundled import bundled_checkpoint
+from engine.mask_upsampling import GUIDED, MaskUpsampling, upsampling_named
 from engine.segmenter_config import COMPACT, EDGETAM, KNOWN_MODELS, ModelFamily, family_of, input_size
 from engine.settings import Settings, load_settings
 
@@ -206,6 +207,14 @@ class LoadedModel:
     device: DeviceChoice
     origin: str  # where the weights came from, for logs and `dataengine models list`
     pretrained: bool  # False: random weights, masks mean nothing
+    # How logits become masks at the frame's resolution (engine.mask_upsampling): what every
+    # predictor returns, so what annotators get and what validation scores.
+    mask_upsampling: MaskUpsampling = GUIDED
+
+    @property
+    def mask_grid(self) -> int:
+        """Side of the model's low-resolution mask grid (a quarter of its input's side)."""
+        return self.image_size // 4
 
 
 def build_model(
@@ -217,6 +226,7 @@ def build_model(
     cache_dir: str | Path | None = None,
     settings: Settings | None = None,
     seed: int = 0,
+    mask_upsampling: MaskUpsampling | None = None,
 ) -> LoadedModel:
     """Build the model ``name_or_path`` names for ``task``, offline.
 
@@ -230,9 +240,12 @@ def build_model(
     """
     if task not in ("image", "video"):
         raise IncompatibleModelError(f"task must be 'image' or 'video', got {task!r}")
-    if device is None:
+    if device is None or mask_upsampling is None:
         settings = settings or load_settings()
+    if device is None:
         device = choose_device(torch_threads=settings.torch_threads)
+    if mask_upsampling is None:
+        mask_upsampling = upsampling_named(settings.mask_upsampling)
     name = str(name_or_path)
     with _quiet_transformers():
         bundled = bundled_checkpoint(COMPACT) if name == COMPACT and not random_weights else None
@@ -260,6 +273,7 @@ def build_model(
         device=device,
         origin=origin,
         pretrained=pretrained,
+        mask_upsampling=mask_upsampling,
     )
 
 
@@ -283,6 +297,7 @@ def image_model_from(video: LoadedModel) -> LoadedModel:
         device=video.device,
         origin=video.origin,
         pretrained=video.pretrained,
+        mask_upsampling=video.mask_upsampling,
     )
 
 

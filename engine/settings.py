@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     )
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (None: torch's default)"
+    )
+    mask_upsampling: Literal["guided", "bilinear"] = Field(
+        "guided",
+        description="how model masks reach the frame's resolution: fitted to its edges, or SAM 2's bilinear",
     )
 
     @field_validator("catalog_url")

@@ -38,6 +38,7 @@ from engine.errors import (
 )
 from engine.frame_source import FrameSource
 from engine.masks import Rle, encode, validate_mask
+from engine.mask_upsampling import masks_from_logits
 from engine.model_loading import PREVIOUS_LOGITS_CLAMP, LoadedModel
 from engine.prompts import check_box, check_frame_index, check_points
 from engine.segmenter_config import ModelFamily
@@ -111,6 +112,31 @@ class _LazyFrames:
         return self._pixels(self._source.load(frame_idx)).to(self.inference_device, dtype=self.dtype)
 
 
+class _LastFrame:
+    """A FrameSource that keeps the frame it loaded last.
+
+    The model reads a frame's pixels and, right after, mask upsampling reads the same frame as
+    its guide; with this the source (an object store, a decoder) is asked once.
+    """
+
+    def __init__(self, source: FrameSource) -> None:
+        self._source = source
+        self._last: tuple[int, np.ndarray] | None = None
+
+    @property
+    def frame_count(self) -> int:
+        return self._source.frame_count
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._source.size
+
+    def load(self, index: int) -> np.ndarray:
+        if self._last is None or self._last[0] != index:
+            self._last = (index, self._source.load(index))
+        return self._last[1]
+
+
 class _LazySam2Session(_LazyFrames, Sam2VideoInferenceSession):
     """SAM 2's inference session, reading frames lazily."""
 
@@ -135,6 +161,7 @@ class VideoSession:
                 "build a SAM 2 or EdgeTAM model with task='video'"
             )
         self._model = model
+        frames = _LastFrame(frames)
         self._frames = frames
         # mask_only: Phase 2 (SAM 2 Mask) must propagate annotators' masks, never clicks.
         self._mask_only = mask_only
@@ -344,7 +371,8 @@ class VideoSession:
         logits = self._model.processor.post_process_masks(
             [low_res.float()], original_sizes=[[self._height, self._width]], binarize=False
         )[0][:, 0]
-        masks = (logits > 0).cpu().numpy()
+        model = self._model
+        masks = masks_from_logits(logits.cpu().numpy(), self._frames.load(frame), model.mask_grid, model.mask_upsampling)
         # On the model's own low-resolution logits: the same score for a fraction of the work.
         stability = _stability(low_res[:, 0].float()).cpu().numpy()
         scores = torch.sigmoid(score_logits.float().reshape(-1)).cpu().numpy()

@@ -36,8 +36,10 @@ PROTOCOLS = ("mask", "click1", "click3")
 # Which way the click protocols are decoded, recorded with every evaluation so that scores taken
 # under different decodings are never compared: 1 until 2026-12-05 (every click decoded from the
 # clicks alone), 2 since (a click on a frame that has a mask is decoded with it, as SAM 2 does;
-# engine.model_loading.PreviousMaskRefinement). The mask protocol is the same under both.
-EVALUATION_PROTOCOL = 2
+# engine.model_loading.PreviousMaskRefinement). The mask protocol is the same under both. 3
+# since 2026-12-06: masks reach the frame's resolution fitted to its edges (engine.
+# mask_upsampling), which changes every protocol's scores; the model's setting is recorded too.
+EVALUATION_PROTOCOL = 3
 
 
 # The metrics that hold one value per validation video (for pairing rounds, training.gain): the
@@ -56,6 +58,7 @@ class ModelEvaluation:
     phase3_seconds_per_frame: float | None = None
     per_video: dict[str, dict[str, float]] = field(default_factory=dict)
     objects_per_video: dict[str, int] = field(default_factory=dict)
+    mask_upsampling: str | None = None  # the model's (engine.mask_upsampling): scores depend on it
 
     @property
     def val_jf(self) -> float:
@@ -69,6 +72,8 @@ class ModelEvaluation:
             out["val_phase3_seconds_per_frame"] = self.phase3_seconds_per_frame
         out["eval_seconds"] = self.seconds
         out["eval_protocol"] = EVALUATION_PROTOCOL
+        if self.mask_upsampling is not None:
+            out["eval_mask_upsampling"] = self.mask_upsampling
         # Each video's mask J&F and objects, so that a later round scored on the same videos can
         # pair its scores with these and tell a gain from the draw of videos (training.gain).
         out["val_jf_per_video"] = {video: jf["mask"] for video, jf in self.per_video.items() if "mask" in jf}
@@ -128,6 +133,7 @@ def evaluate_model(
         phase3_seconds_per_frame=phase3_spf,
         per_video=per_video,
         objects_per_video=objects_per_video,
+        mask_upsampling=model.mask_upsampling.name,
     )
 
 

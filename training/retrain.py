@@ -22,9 +22,11 @@ import torch
 from transformers import Sam2VideoModel
 
 from engine.errors import ConfigError
+from engine.mask_upsampling import upsampling_named
 from engine.model_loading import DeviceChoice, LoadedModel, build_model
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.segmenter_config import COMPACT, sam2_compact_config
+from engine.settings import load_settings
 from engine.training_data import TrainingDataSource, TrainingRunLog
 from training.bootstrap import BOOTSTRAP_LOSSES, BOOTSTRAP_LR_SCALES, BUNDLED_DIR, continue_stage, load_trained, save_model
 from training.dataset import build_datasets
@@ -222,7 +224,7 @@ def _parent_metrics(
 
     Recorded with the set's digest and the evaluation protocol, so the round compares like with
     like (scores from before :data:`~training.evaluate.EVALUATION_PROTOCOL` 2 carry no protocol
-    and are measured again), and with each video's score, which the round's gain pairs with its
+    and are measured again, as are scores taken with another mask upsampling), and with each video's score, which the round's gain pairs with its
     own (scores recorded without them are measured again too). Measured again, the champion's
     own round gain is cleared: it paired the scores this measurement replaces.
     """
@@ -230,6 +232,7 @@ def _parent_metrics(
     if (
         recorded.get("validation_digest") == digest
         and recorded.get("eval_protocol") == EVALUATION_PROTOCOL
+        and recorded.get("eval_mask_upsampling") == upsampling_named(load_settings().mask_upsampling).name
         and "val_jf_per_video" in recorded
     ):
         return dict(recorded)

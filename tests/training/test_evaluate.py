@@ -50,8 +50,9 @@ def test_metrics_are_what_the_registry_stores(model, videos) -> None:
     metrics = evaluation.metrics()
     assert set(metrics) == {
         "val_jf", "val_objects", "val_videos", "val_jf_mask", "eval_seconds", "eval_protocol",
-        "val_jf_per_video", "val_objects_per_video",
+        "val_jf_per_video", "val_objects_per_video", "eval_mask_upsampling",
     }
+    assert metrics["eval_mask_upsampling"] == model.mask_upsampling.name
     assert metrics["val_jf"] == metrics["val_jf_mask"] == evaluation.val_jf
     # each video's mask score, for pairing with a later round's (training.gain)
     assert metrics["val_jf_per_video"] == {videos[0].video_id: evaluation.per_video[videos[0].video_id]["mask"]}

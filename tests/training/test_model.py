@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from engine.masks import decode
+from engine.mask_upsampling import BILINEAR
 from engine.model_loading import LoadedModel, build_model
 from engine.segmenter_config import COMPACT
 from engine.video_session import VideoSession
@@ -40,7 +41,9 @@ def compact() -> LoadedModel:
     length in the pointers' temporal encoding, a soft instead of a binarised prompted mask in
     memory) a few tenths of a percent or more, which the tolerances below catch.
     """
-    loaded = build_model(COMPACT, task="video", device=CPU, random_weights=True)
+    # Bilinear: the trainer's masks are its logits' signs, and what is compared is the network;
+    # a session fitting masks to the frame's edges (engine.mask_upsampling) would differ by design.
+    loaded = build_model(COMPACT, task="video", device=CPU, random_weights=True, mask_upsampling=BILINEAR)
     model = loaded.module
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from transformers import Sam2VideoModel
 
 from engine.errors import ConfigError
+from engine.mask_upsampling import BILINEAR, GUIDED
 from engine.masklets import MaskletSource
 from engine.model_registry import CHAMPION, ModelVersion, previous_alias
 from engine.segmenter_config import COMPACT, sam2_compact_config
@@ -155,7 +156,7 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     # The champion was already scored on this validation set: the round goes straight to training.
     digest = validation_digest(state)
     scored = {
-        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL,
+        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name,
         "val_jf_per_video": {state.video_ids[1]: 0.5},
     }
     parent = champion(registry, tmp_path, metrics=scored)
@@ -188,6 +189,23 @@ def test_a_champion_scored_under_an_older_evaluation_protocol_is_scored_again(
     assert rescored["val_jf_click3"] != 0.9 and 0.0 <= rescored["val_jf"] <= 1.0
 
 
+def test_a_champion_scored_with_another_mask_upsampling_is_scored_again(
+    sqlite_catalog: Catalog, tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same set, same protocol, but bilinear masks: guided ones score differently, so measure afresh."""
+    state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
+    registry = registry_in(sqlite_catalog, tmp_path)
+    digest = validation_digest(state)
+    recorded = {
+        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL,
+        "eval_mask_upsampling": BILINEAR.name, "val_jf_per_video": {state.video_ids[1]: 0.5},
+    }
+    parent = champion(registry, tmp_path, metrics=recorded)
+    round_stopped_before_training(state, registry, tmp_path, monkeypatch)
+    rescored = registry.get(COMPACT, parent.version).metrics
+    assert rescored["eval_mask_upsampling"] == GUIDED.name and rescored["val_jf"] != 0.5
+
+
 def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it_gained(
     catalog: Catalog, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -201,7 +219,7 @@ def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it
     registry = registry_in(catalog, tmp_path)
     digest = validation_digest(state)
     per_video = {video: 0.25 * i for i, video in enumerate(val_videos)}  # recorded: the round pairs with these
-    recorded = {"val_jf": 0.25, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "val_jf_per_video": per_video}
+    recorded = {"val_jf": 0.25, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name, "val_jf_per_video": per_video}
     champion(registry, tmp_path, metrics=recorded)
 
     outcome = retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
@@ -228,7 +246,7 @@ def test_a_champion_recorded_without_per_video_scores_is_scored_again_and_its_ol
     registry = registry_in(sqlite_catalog, tmp_path)
     digest = validation_digest(state)
     own_round = {"val_gain": 0.02, "val_gain_low": 0.01, "val_gain_high": 0.03, "val_gain_videos": 40}
-    recorded = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, **own_round}
+    recorded = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name, **own_round}
     parent = champion(registry, tmp_path, metrics=recorded)
     round_stopped_before_training(state, registry, tmp_path, monkeypatch)
     rescored = registry.get(COMPACT, parent.version).metrics
