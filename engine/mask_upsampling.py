@@ -109,7 +109,10 @@ def _guided_mask(logits: np.ndarray, guide: np.ndarray, radius: int, subsample: 
     x0, x1 = max(0, cols[0] - margin) // subsample * subsample, min(logits.shape[1], cols[-1] + margin + 1)
     p = (1 / (1 + np.exp(-np.clip(logits[y0:y1, x0:x1], -30, 30)))).astype(np.float32)
     filtered, weight = fast_guided_filter(guide[y0:y1, x0:x1], p, radius, eps, subsample)
-    mask[y0:y1, x0:x1] = weight * filtered + (1 - weight) * p > 0.5
+    filtered -= p
+    filtered *= weight
+    filtered += p
+    mask[y0:y1, x0:x1] = filtered > 0.5
     return mask
 
 
@@ -138,7 +141,7 @@ def fast_guided_filter(
     mean_a, mean_b, weight = _box(a, r), _box(b, r), _box(spread / (spread + eps), r)
     if subsample > 1:
         mean_a, mean_b, weight = (cv2.resize(x, (width, height), interpolation=cv2.INTER_LINEAR) for x in (mean_a, mean_b, weight))
-    return (mean_a * guide).sum(axis=-1) + mean_b, weight
+    return np.einsum("hwc,hwc->hw", mean_a, guide) + mean_b, weight
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
