@@ -161,6 +161,8 @@ def _crop_candidates(
         per_point = out.scores.shape[1]
         logits = out.low_res_logits.flatten(0, 1)
         scores = out.scores.reshape(-1)
+        # Judged on the low-resolution logits, as SAM 2 judges them, before any mask is upscaled:
+        # the stability of the model's own mask, not of the edge-fitted one kept (engine.mask_upsampling).
         stability = stability_scores(logits, config.stability_offset).numpy()
         predicted += len(scores)
         keep = stability >= config.min_stability

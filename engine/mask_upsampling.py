@@ -24,8 +24,8 @@ import numpy as np
 
 from engine.errors import ConfigError
 
-# Probabilities below this are "certainly not the object": the filter's window starts 2 radii
-# beyond the last such pixel, where its output is zero whatever the image holds.
+# Probabilities below this are "certainly not the object": the filter runs on a window 2 radii
+# beyond the pixels above it (as far as the filter reads), and the mask outside is empty.
 _SUPPORT = 1e-3
 _SUPPORT_LOGIT = float(np.log(_SUPPORT / (1 - _SUPPORT)))
 
@@ -59,7 +59,7 @@ class MaskUpsampling:
 
     @staticmethod
     def subsample(frame_size: tuple[int, int], grid: int) -> int:
-        """How much coarser than the frame the filter fits its coefficients: one grid cell.
+        """How much coarser than the frame the filter fits its coefficients: one grid cell (of the longer side).
 
         The model's mask carries nothing finer than a cell, and the frame's edges come back
         when the coefficients are applied at full resolution; fitting them on a finer grid
@@ -88,19 +88,23 @@ def masks_from_logits(logits: np.ndarray, image: np.ndarray, grid: int, upsampli
     logits = np.asarray(logits, dtype=np.float32)
     if not upsampling.guided:
         return logits > 0
-    if logits.ndim != 3 or image.ndim != 3 or image.shape[:2] != logits.shape[1:]:
-        raise ConfigError(f"logits {logits.shape} and frame {image.shape} do not match")
+    if logits.ndim != 3 or image.shape != (*logits.shape[1:], 3) or image.dtype != np.uint8:
+        raise ConfigError(
+            f"logits {logits.shape} and frame {image.dtype} {image.shape} do not match: "
+            "need (k, h, w) logits and an (h, w, 3) uint8 RGB frame"
+        )
     size = logits.shape[1:]
     radius, subsample = upsampling.radius_pixels(size, grid), upsampling.subsample(size, grid)
-    guide = image.astype(np.float32) * (1 / 255)
-    return np.stack([_guided_mask(one, guide, radius, subsample, upsampling.eps) for one in logits])
+    masks = np.zeros(logits.shape, dtype=bool)
+    for one, mask in zip(logits, masks):
+        _guided_mask(one, image, radius, subsample, upsampling.eps, out=mask)
+    return masks
 
 
-def _guided_mask(logits: np.ndarray, guide: np.ndarray, radius: int, subsample: int, eps: float) -> np.ndarray:
-    mask = np.zeros(logits.shape, dtype=bool)
+def _guided_mask(logits: np.ndarray, image: np.ndarray, radius: int, subsample: int, eps: float, *, out: np.ndarray) -> None:
     rows = np.flatnonzero((logits > _SUPPORT_LOGIT).any(axis=1))
     if rows.size == 0:
-        return mask
+        return
     cols = np.flatnonzero((logits > _SUPPORT_LOGIT).any(axis=0))
     # Two radii of margin: the output at a pixel reads coefficients fitted one radius further.
     # The window starts on the subsampling grid, so it fits what the whole frame would.
@@ -108,12 +112,12 @@ def _guided_mask(logits: np.ndarray, guide: np.ndarray, radius: int, subsample: 
     y0, y1 = max(0, rows[0] - margin) // subsample * subsample, min(logits.shape[0], rows[-1] + margin + 1)
     x0, x1 = max(0, cols[0] - margin) // subsample * subsample, min(logits.shape[1], cols[-1] + margin + 1)
     p = (1 / (1 + np.exp(-np.clip(logits[y0:y1, x0:x1], -30, 30)))).astype(np.float32)
-    filtered, weight = fast_guided_filter(guide[y0:y1, x0:x1], p, radius, eps, subsample)
+    guide = image[y0:y1, x0:x1].astype(np.float32) * (1 / 255)
+    filtered, weight = fast_guided_filter(guide, p, radius, eps, subsample)
     filtered -= p
     filtered *= weight
     filtered += p
-    mask[y0:y1, x0:x1] = filtered > 0.5
-    return mask
+    out[y0:y1, x0:x1] = filtered > 0.5
 
 
 def fast_guided_filter(

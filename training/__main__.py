@@ -178,9 +178,7 @@ def _validate(args: argparse.Namespace) -> int:
     for folder in args.models:
         began = time.monotonic()
         scores = validate_further(folder, args.val_videos, device)
-        upsampling = load_settings().mask_upsampling  # what build_model applied (DATAENGINE_MASK_UPSAMPLING)
-        record = {"model": str(folder), **scores, "mask_upsampling": upsampling, "seconds": round(time.monotonic() - began, 1)}
-        print(json.dumps(record, sort_keys=True), flush=True)
+        print(json.dumps({"model": str(folder), **scores, "seconds": round(time.monotonic() - began, 1)}, sort_keys=True), flush=True)
     return 0
 
 

@@ -340,7 +340,8 @@ def validate_further(weights_dir: Path, val_videos: int, device: DeviceChoice) -
     validation seeds of the same spec, so no run, however far it widens its training videos,
     has trained on them. Returns ``{"own": ..., "further": ..., "all": ...}`` (``further`` only
     when ``val_videos`` exceeds the run's own count), each protocol's J&F pooled over objects
-    as :func:`~training.evaluate.evaluate_model` pools them, with ``objects`` and ``videos``.
+    as :func:`~training.evaluate.evaluate_model` pools them, with ``objects`` and ``videos``;
+    and ``mask_upsampling``, which the scores depend on.
     """
     spec = bootstrap_spec_of(read_bootstrap_report(weights_dir))
     if val_videos < 1:
@@ -360,6 +361,7 @@ def validate_further(weights_dir: Path, val_videos: int, device: DeviceChoice) -
         for protocol in PROTOCOLS
     }
     scores["all"] = {**pooled, "objects": objects, "videos": len(videos)}
+    scores["mask_upsampling"] = model.mask_upsampling.name  # as evaluations record it (eval_mask_upsampling)
     return scores
 
 

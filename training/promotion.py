@@ -105,6 +105,16 @@ def decide_promotion(
             "evaluate the champion on the candidate's validation set, then decide again",
             champion,
         )
+    # Scores taken two ways are not comparable: evaluation protocol 3 fitted masks to the frame's
+    # edges, which alone raised the bundled model's J&F by 0.03 (engine.mask_upsampling).
+    for key, what in (("eval_protocol", "evaluation protocol"), ("eval_mask_upsampling", "mask upsampling")):
+        ours, theirs = (candidate_metrics or {}).get(key), champion_metrics.get(key)
+        if ours != theirs:
+            return refuse(
+                f"the champion's {metric} was scored under another {what} ({theirs} vs {ours}): evaluate the "
+                "champion again (`dataengine evaluate-model NAME@champion`), then decide again",
+                champion,
+            )
     difference = candidate - champion
     if difference < -margin:
         return refuse(

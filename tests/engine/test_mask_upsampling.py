@@ -112,6 +112,11 @@ def test_bad_settings_and_shapes_are_clear_errors() -> None:
     image, truth = scene((100, 150), 14)
     with pytest.raises(ConfigError, match="do not match"):
         masks_from_logits(grid_logits(truth)[:, :100], image, GRID, GUIDED)
+    with pytest.raises(ConfigError, match="uint8 RGB"):
+        masks_from_logits(grid_logits(truth), image[..., :1], GRID, GUIDED)
+    with pytest.raises(ConfigError, match="uint8 RGB"):
+        masks_from_logits(grid_logits(truth), image / 255.0, GRID, GUIDED)
+    assert masks_from_logits(np.zeros((0, HEIGHT, WIDTH)), image, GRID, GUIDED).shape == (0, HEIGHT, WIDTH)
     with pytest.raises(ConfigError, match="positive"):
         MaskUpsampling(radius_cells=0)
     with pytest.raises(ConfigError, match="unknown mask upsampling 'bicubic'"):

@@ -11,6 +11,7 @@ import pytest
 from engine.annotation import Click
 from engine.frame_source import ArrayFrames, FrameSource
 from engine.masklets import Masklet
+from engine.mask_upsampling import BILINEAR
 from engine.model_loading import build_model, image_model_from
 from engine.segmenter_config import COMPACT
 from engine.model_segmenters import ModelSegmenters
@@ -127,6 +128,11 @@ class RecordingSegmenters:
 
 @pytest.fixture(scope="session")
 def compact() -> ModelSegmenters:
-    """The embedded sam2-compact, randomly initialised, on CPU: the real model path, meaningless masks."""
-    video = build_model(COMPACT, task="video", device=CPU, random_weights=True)
+    """The embedded sam2-compact, randomly initialised, on CPU: the real model path, meaningless masks.
+
+    Bilinear: random weights give logits within +-0.003, whose signs make the speckled masks the
+    routing tests tell apart; fitted to the frame's edges (engine.mask_upsampling), they all
+    come out alike.
+    """
+    video = build_model(COMPACT, task="video", device=CPU, random_weights=True, mask_upsampling=BILINEAR)
     return ModelSegmenters(video, image_model_from(video), None, "sam2-compact (random, tests)")

@@ -190,13 +190,15 @@ def test_simulated_candidates_take_every_route_through_the_engine(engine: Engine
 
 
 @pytest.mark.slow
-def test_the_model_s_candidates_take_the_same_routes(engine: Engine) -> None:
+def test_the_model_s_candidates_take_the_same_routes(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """engine.auto_masklets with sam2-compact (random weights, a 3x3 grid, no thresholds): the engine routes them.
 
     Random weights make meaningless masks, so the verifier's thresholds are set between the
     candidates' J&Fs to send them down every route; what is checked is that each goes where its
-    verdict says.
+    verdict says. Bilinear masks: the signs of random logits are speckles that differ from one
+    candidate to the next; fitted to the frame's edges they come out alike (engine.mask_upsampling).
     """
+    monkeypatch.setenv("DATAENGINE_MASK_UPSAMPLING", "bilinear")
     from engine.auto_masklets import AutoMaskConfig
     from engine.model_segmenters import RegistrySegmenterSource
     from tests.engine.sam_fixtures import CPU

@@ -13,6 +13,7 @@ import torch
 from transformers import Sam2VideoModel
 
 from engine.errors import ConfigError
+from engine.mask_upsampling import GUIDED
 from engine.model_loading import build_model
 from engine.model_registry import CHAMPION
 from engine.segmenter_config import COMPACT, sam2_compact_config
@@ -277,13 +278,15 @@ def test_a_model_is_scored_on_its_own_validation_videos_and_on_further_ones(
     # The further video is the next validation seed: a wider spec's second validation video.
     wider_val = synthetic_videos(replace(SPEC, val_videos=2))[1]
     assert [v.video_id for v in wider_val] == [v.video_id for v in synthetic_videos(SPEC)[1]] + [wider_val[1].video_id]
-    assert set(validate_further(result.weights_dir, 1, CPU)) == {"own", "all"}
+    assert set(validate_further(result.weights_dir, 1, CPU)) == {"own", "all", "mask_upsampling"}
+    assert scores["mask_upsampling"] == GUIDED.name  # what the scores depend on, named as evaluations record it
     with pytest.raises(ConfigError, match="fewer than one video"):
         validate_further(result.weights_dir, 0, CPU)
 
     assert training_main(["validate", str(result.weights_dir), "--val-videos", "2", "--device", "cpu"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["model"] == str(result.weights_dir) and printed["all"] == pytest.approx(both)
+    assert printed["mask_upsampling"] == GUIDED.name
     # A folder that is not a bootstrap model is refused before any model is scored.
     assert training_main(["validate", str(result.weights_dir), str(tmp_path), "--device", "cpu"]) == 2
     captured = capsys.readouterr()

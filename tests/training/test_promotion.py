@@ -70,6 +70,18 @@ def test_scores_from_different_validation_sets_or_a_champion_without_one_do_not_
     assert not unscored.promote and "champion has no val_jf" in unscored.reason
 
 
+def test_scores_taken_under_another_protocol_or_mask_upsampling_do_not_compare() -> None:
+    """Edge-fitted masks alone raised the bundled model's J&F by 0.03: a bilinear champion is no yardstick."""
+    guided = {"eval_protocol": 3, "eval_mask_upsampling": "guided(r=3.2 cells, eps=0.001)"}
+    bilinear = {"eval_protocol": 3, "eval_mask_upsampling": "bilinear"}
+    worse = decide_promotion({"val_jf": 0.80, **guided}, {"val_jf": 0.78, **bilinear}, margin=0.01)
+    assert not worse.promote and "another mask upsampling (bilinear vs guided" in worse.reason
+    assert "evaluate-model" in worse.reason
+    older = decide_promotion({"val_jf": 0.80, **guided}, {"val_jf": 0.78, "eval_protocol": 2}, margin=0.01)
+    assert not older.promote and "another evaluation protocol (2 vs 3)" in older.reason
+    assert decide_promotion({"val_jf": 0.80, **guided}, {"val_jf": 0.78, **guided}, margin=0.01).promote
+
+
 def test_another_metric_can_be_the_gate_and_bad_margins_are_refused() -> None:
     decision = decide_promotion({"val_jf": 0.1, "val_jf_3_clicks": 0.8}, {"val_jf_3_clicks": 0.7}, metric="val_jf_3_clicks")
     assert decision.promote and decision.metric == "val_jf_3_clicks"
