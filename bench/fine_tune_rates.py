@@ -7,7 +7,9 @@ J&F on validation videos of that seed. Rate 0 is the baseline: the shipped model
 A round that ends below the baseline undid more than it taught. ``--noise`` renders both sets
 noisier than the bootstrap's videos, a domain it did not train on. ``--score-train N`` also
 scores the round's first N training videos: a round that gains there and not on validation fit
-its videos instead of learning their domain. ``--trainable PREFIX ...`` trains only the weights
+its videos instead of learning their domain. Each round's gain is printed with its 95 % interval
+over the validation videos (``training.gain``), so a change the draw of videos could make is
+called so. ``--trainable PREFIX ...`` trains only the weights
 whose names start with a prefix (``TrainConfig.trainable``), every other weight frozen.
 
 A round's recipe (``training.retrain.RECIPES``): ``carry``, the continuation's 2-frame
@@ -36,7 +38,8 @@ from engine.model_loading import choose_device  # noqa: E402
 from engine.segmenter_config import COMPACT  # noqa: E402
 from engine.synthetic import SyntheticSpec  # noqa: E402
 from training.bootstrap import BootstrapSpec, load_trained, save_model, synthetic_videos  # noqa: E402
-from training.evaluate import evaluate_model  # noqa: E402
+from training.evaluate import ModelEvaluation, evaluate_model  # noqa: E402
+from training.gain import paired_gain  # noqa: E402
 from training.loop import train  # noqa: E402
 from training.retrain import RECIPES, fine_tune_config  # noqa: E402
 
@@ -78,6 +81,7 @@ def main() -> None:
         + f"  {'train s':>8}"
     )
     baseline = train_baseline = None
+    before = None  # the untouched model's evaluation: each round's gain pairs its videos with these
     runs = [("-", 0.0)] if 0 in args.rates else []
     runs += [(recipe, rate) for recipe in args.recipes for rate in args.rates if rate > 0]
     for recipe, rate in runs:
@@ -89,14 +93,28 @@ def main() -> None:
                 seconds = train(model, train_set, config, Path(work) / "run", device).total_seconds
             save_model(model, Path(work) / "model")
             trained = load_trained(Path(work) / "model", device)
-            jf = evaluate_model(trained, val_set, protocols=["mask"]).jf["mask"]
+            evaluation = evaluate_model(trained, val_set, protocols=["mask"])
+            jf = evaluation.jf["mask"]
             train_jf = evaluate_model(trained, scored, protocols=["mask"]).jf["mask"] if scored else None
         baseline = jf if rate == 0 else baseline
+        before = evaluation if rate == 0 else before
         train_baseline = train_jf if rate == 0 else train_baseline
         line = f"{recipe:>7}  {rate:>10.0e}  {jf:8.3f}  {_delta(jf, baseline)}"
         if train_jf is not None:
             line += f"  {train_jf:9.3f}  {_delta(train_jf, train_baseline)}"
-        print(f"{line}  {seconds:8.0f}", flush=True)
+        print(f"{line}  {seconds:8.0f}" + (f"  {_gain(before, evaluation)}" if rate > 0 else ""), flush=True)
+
+
+def _gain(before: ModelEvaluation | None, after: ModelEvaluation) -> str:
+    """The round's change against the untouched model, with its interval over the validation videos."""
+    if before is None:
+        return ""
+    gain = paired_gain(
+        {video: jf.get("mask") for video, jf in before.per_video.items()},
+        {video: jf.get("mask") for video, jf in after.per_video.items()},
+        before.objects_per_video,
+    )
+    return gain.describe() if gain is not None else "gain: fewer than two validation videos"
 
 
 def _delta(value: float, baseline: float | None) -> str:
