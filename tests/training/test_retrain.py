@@ -94,6 +94,12 @@ def round_stopped_before_training(state: CatalogState, registry: SqlModelRegistr
         retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=root / "work", device=CPU)
 
 
+def scored_now(digest: str, **scores: object) -> dict:
+    """A champion's ``scores`` as a round records them today: on the validation set ``digest``,
+    under the current evaluation protocol and the default mask upsampling (so not scored again)."""
+    return {"validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name, **scores}
+
+
 def champion(registry: SqlModelRegistry, tmp_path: Path, metrics: dict | None = None) -> ModelVersion:
     """A registered sam2-compact with weights (seeded random), made champion: the parent to retrain."""
     with torch.random.fork_rng(devices=[]):
@@ -155,10 +161,7 @@ def test_a_run_that_fails_is_recorded_as_failed_and_registers_nothing(
     registry = registry_in(sqlite_catalog, tmp_path)
     # The champion was already scored on this validation set: the round goes straight to training.
     digest = validation_digest(state)
-    scored = {
-        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name,
-        "val_jf_per_video": {state.video_ids[1]: 0.5},
-    }
+    scored = scored_now(digest, val_jf=0.5, val_jf_per_video={state.video_ids[1]: 0.5})
     parent = champion(registry, tmp_path, metrics=scored)
 
     def out_of_memory(*args, **kwargs):
@@ -196,10 +199,7 @@ def test_a_champion_scored_with_another_mask_upsampling_is_scored_again(
     state = one_masklet_each(sqlite_catalog, tmp_path, videos_dir)
     registry = registry_in(sqlite_catalog, tmp_path)
     digest = validation_digest(state)
-    recorded = {
-        "val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL,
-        "eval_mask_upsampling": BILINEAR.name, "val_jf_per_video": {state.video_ids[1]: 0.5},
-    }
+    recorded = {**scored_now(digest, val_jf=0.5, val_jf_per_video={state.video_ids[1]: 0.5}), "eval_mask_upsampling": BILINEAR.name}
     parent = champion(registry, tmp_path, metrics=recorded)
     round_stopped_before_training(state, registry, tmp_path, monkeypatch)
     rescored = registry.get(COMPACT, parent.version).metrics
@@ -219,7 +219,7 @@ def test_a_round_pairs_its_per_video_scores_with_the_champions_to_say_whether_it
     registry = registry_in(catalog, tmp_path)
     digest = validation_digest(state)
     per_video = {video: 0.25 * i for i, video in enumerate(val_videos)}  # recorded: the round pairs with these
-    recorded = {"val_jf": 0.25, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name, "val_jf_per_video": per_video}
+    recorded = scored_now(digest, val_jf=0.25, val_jf_per_video=per_video)
     champion(registry, tmp_path, metrics=recorded)
 
     outcome = retrain(registry=registry, runs=state.runs, data=state.data, config=TINY, work_dir=tmp_path / "work", device=CPU)
@@ -246,7 +246,7 @@ def test_a_champion_recorded_without_per_video_scores_is_scored_again_and_its_ol
     registry = registry_in(sqlite_catalog, tmp_path)
     digest = validation_digest(state)
     own_round = {"val_gain": 0.02, "val_gain_low": 0.01, "val_gain_high": 0.03, "val_gain_videos": 40}
-    recorded = {"val_jf": 0.5, "validation_digest": digest, "eval_protocol": EVALUATION_PROTOCOL, "eval_mask_upsampling": GUIDED.name, **own_round}
+    recorded = scored_now(digest, val_jf=0.5, **own_round)
     parent = champion(registry, tmp_path, metrics=recorded)
     round_stopped_before_training(state, registry, tmp_path, monkeypatch)
     rescored = registry.get(COMPACT, parent.version).metrics
