@@ -41,13 +41,13 @@ class GridPredictor:
             )
         self._model = model
         self._features: list[torch.Tensor] | None = None
-        self._size: tuple[int, int] | None = None
-        self._image: np.ndarray | None = None  # the guide of mask upsampling (engine.mask_upsampling)
+        # The image set: its size for the prompts, and the guide of mask upsampling (engine.mask_upsampling).
+        self._image: np.ndarray | None = None
 
     @property
     def image_size(self) -> tuple[int, int] | None:
         """``(height, width)`` of the image set, None before :meth:`set_image`."""
-        return self._size
+        return None if self._image is None else (int(self._image.shape[0]), int(self._image.shape[1]))
 
     def set_image(self, image: np.ndarray) -> None:
         """Embed ``image`` (``(h, w, 3)`` uint8 RGB) once for every later batch of points."""
@@ -56,15 +56,15 @@ class GridPredictor:
         with torch.inference_mode(), self._model.device.autocast():
             pixels = processor(images=image, return_tensors="pt")["pixel_values"].to(self._model.device.device)
             self._features = list(self._model.module.get_image_embeddings(pixels))
-        self._size = (int(image.shape[0]), int(image.shape[1]))
         self._image = image
 
     def predict_points(self, points: np.ndarray, *, multimask: bool = True) -> PointMasks:
         """Masks for each point ``(x, y)`` (image pixels) as a prompt of its own, one positive click."""
-        if self._features is None or self._size is None:
+        size = self.image_size
+        if self._features is None or size is None:
             raise PredictorStateError("predict_points() before set_image(): embed an image first")
-        coords, _ = check_points(points, np.ones(len(points), dtype=np.int64), self._size)
-        height, width = self._size
+        coords, _ = check_points(points, np.ones(len(points), dtype=np.int64), size)
+        height, width = size
         side = self._model.image_size
         # SAM 2 squashes the image into its square input, so x and y scale apart.
         scaled = coords * np.array([side / width, side / height], dtype=np.float32)
@@ -82,9 +82,10 @@ class GridPredictor:
 
     def upscale(self, low_res_logits: torch.Tensor) -> np.ndarray:
         """Low-resolution logits ``(m, h, w)`` to boolean masks ``(m, height, width)`` of the image."""
-        if self._size is None or self._image is None:
+        image = self._image
+        if image is None:
             raise PredictorStateError("upscale() before set_image(): embed an image first")
         processor = self._model.processor.image_processor
-        logits = processor.post_process_masks([low_res_logits[None].float()], [list(self._size)], binarize=False)[0][0]
+        logits = processor.post_process_masks([low_res_logits[None].float()], [list(image.shape[:2])], binarize=False)[0][0]
         model = self._model
-        return masks_from_logits(logits.cpu().numpy(), self._image, model.mask_grid, model.mask_upsampling)
+        return masks_from_logits(logits.cpu().numpy(), image, model.mask_grid, model.mask_upsampling)
