@@ -51,10 +51,16 @@ class _Embedding:
     """A frame's image-encoder output, kept for every click on that frame."""
 
     features: tuple[torch.Tensor, ...]  # SAM 2 and EdgeTAM: three FPN levels; SAM 1: one map
-    image: np.ndarray  # the frame: the guide that fits masks to its edges (engine.mask_upsampling)
-    height: int
-    width: int
+    image: np.ndarray  # the frame: its size, and the guide that fits masks to its edges (engine.mask_upsampling)
     resized: tuple[int, int]  # the frame's size inside the model's square input (SAM 1 pads)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
 
 
 class ImagePredictor:
@@ -126,17 +132,16 @@ class ImagePredictor:
     # --- model calls, one pair per family -----------------------------------------------
 
     def _embed(self, image: np.ndarray) -> _Embedding:
-        height, width = image.shape[:2]
         module, device = self._model.module, self._model.device.device
         if self._model.family.sam2_interface:
             pixels = self._model.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
             features = module.get_image_embeddings(pixels.to(device))
             side = self._model.image_size
-            return _Embedding(tuple(features), image, height, width, (side, side))
+            return _Embedding(tuple(features), image, (side, side))
         encoded = self._model.processor.image_processor(images=image, return_tensors="pt")
         features = module.get_image_embeddings(encoded["pixel_values"].to(device))
         resized = tuple(int(v) for v in encoded["reshaped_input_sizes"][0])
-        return _Embedding((features,), image, height, width, (resized[0], resized[1]))
+        return _Embedding((features,), image, (resized[0], resized[1]))
 
     def _decode(
         self,
