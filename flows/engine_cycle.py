@@ -16,6 +16,7 @@ catalog is consistent at every moment because each change commits in one transac
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,30 @@ def check_targets(rows: list[Any], annotate_work: Any) -> list[str]:
     return lines
 
 
+def check_rounds(rounds: list[dict[str, Any]]) -> str | None:
+    """The demo's retraining target (issue 7: each retraining raises validation J&F) as a sentence.
+
+    A round counts only when its gain's interval lies above zero (:mod:`training.gain`): a higher
+    score within the draw of validation videos is not a raise, and a round without an interval
+    (one validation video, no validation set) cannot show one. None when no round ran (the
+    simulated model is not trained).
+    """
+    if not rounds:
+        return None
+    raised = [r["after_phase"] for r in rounds if _finite(r.get("val_gain_low")) and r["val_gain_low"] > 0]
+    missing = len(rounds) - len(raised)
+    which = f", after Phase {', '.join(str(p) for p in raised)}" if raised else ""
+    verdict = "met" if not missing else f"missed by {missing} round{'s' if missing > 1 else ''}"
+    return (
+        f"Retraining: {len(raised)} of {len(rounds)} rounds raised validation J&F measurably{which} "
+        f"(target: every round; gains below): {verdict}"
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 @flow(name="engine-cycle", log_prints=False)
 def engine_cycle(
     sources: list[str],
@@ -230,6 +255,9 @@ def engine_cycle(
     exports = export_dataset(str(Path(out_dir) / "export"), **urls)
     report(out_dir=str(Path(out_dir) / "report"), **urls)
     table, targets = phase_table(**urls)
+    rounds_target = check_rounds(state.rounds)
+    if rounds_target is not None:
+        targets = [*targets, rounds_target]
     rounds_md = "\n".join(
         f"| after Phase {r['after_phase']} | {r.get('version') or '-'} | {_fmt(r.get('val_jf_before'))} | "
         f"{_fmt(r.get('val_jf_after'))} | {gain_text(r)} | {'yes' if r.get('promoted') else 'no'} |"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.synthetic import synthesize
-from flows.engine_cycle import STATE_FILE, CycleState, engine_cycle, plan_cycle
+from flows.engine_cycle import STATE_FILE, CycleState, check_rounds, engine_cycle, plan_cycle
 from flows.resources import close_resources, resources
 from flows.retrain import retrain
 from storage.schema import MaskletRow
@@ -29,6 +29,26 @@ def test_plan_gives_validation_first_and_three_batches() -> None:
     assert all(plan.phase1) and all(plan.phase2) and all(plan.phase3)
     with pytest.raises(ValueError, match="at least 5 videos"):
         plan_cycle(["a", "b", "c", "d"], validation_videos=2)
+
+
+def _round(after_phase: int, low: float | None, high: float | None = 0.05) -> dict:
+    return {"after_phase": after_phase, "val_gain": None if low is None else (low + (high or 0)) / 2,
+            "val_gain_low": low, "val_gain_high": high, "val_gain_videos": None if low is None else 8}
+
+
+def test_the_retraining_target_counts_only_rises_whose_interval_is_above_zero() -> None:
+    every = check_rounds([_round(1, 0.01), _round(2, 0.002), _round(3, 0.03)])
+    assert every is not None and every.startswith("Retraining: 3 of 3 rounds raised") and every.endswith(": met")
+    # a higher score within noise, a fall, a round without an interval (one validation video), a NaN
+    some = check_rounds([_round(1, 0.02), _round(2, -0.01, 0.04), _round(3, -0.05, -0.01), _round(4, None),
+                         _round(5, float("nan"))])
+    assert some == (
+        "Retraining: 1 of 5 rounds raised validation J&F measurably, after Phase 1 "
+        "(target: every round; gains below): missed by 4 rounds"
+    )
+    one = check_rounds([_round(1, -0.01), _round(2, 0.01)])
+    assert one is not None and one.endswith("after Phase 2 (target: every round; gains below): missed by 1 round")
+    assert check_rounds([]) is None  # the simulated model is not trained: no target to check
 
 
 def _annotated(catalog_url: str, object_store_url: str) -> int:
@@ -48,6 +68,7 @@ def test_cycle_runs_every_phase_then_resumes_without_redoing_work(tmp_path: Path
         assert {"phase-1", "phase-2", "phase-3", "verify-3", "auto-masklets"} <= set(state.done)
         assert int(result.exports["sav_files"]) >= 5 and (out / "report" / "dashboard.html").exists()
         assert any("Phase 3" in line for line in result.targets)
+        assert not any(line.startswith("Retraining") for line in result.targets)  # simulated: no rounds
         made = _annotated(**urls)
         assert made >= 10  # 5 videos x 2 objects, plus auto masklets and refinements
 
@@ -91,4 +112,5 @@ def test_demo_in_a_reduced_size_runs_the_real_model_and_retrains(tmp_path: Path)
     assert all(r["retrained"] and r["version"] for r in state["rounds"])
     # one validation video: no interval, so no gain is claimed either way
     assert all(r["val_gain"] is None for r in state["rounds"]) and "gain - (" in done.stdout
+    assert "Retraining: 0 of 3 rounds raised validation J&F measurably" in done.stdout
 
