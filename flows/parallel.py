@@ -1,4 +1,4 @@
-"""Parallel work through Prefect's task runners: threads by default, a Dask cluster when asked.
+"""Parallel work through Prefect's task runners: threads by default, processes or a Dask cluster when asked.
 
 Simulated people work the queues in parallel. Each Prefect task claims and finishes one queue
 task (one masklet), so a retry or a timeout concerns one masklet; a flow submits as many as
@@ -6,6 +6,10 @@ the queue has claimable tasks, in rounds, until a round finds nothing left to cl
 runner executes them is a flow parameter:
 
 - ``threads``: :class:`prefect.task_runners.ThreadPoolTaskRunner` with one thread per worker;
+- ``processes``: :class:`prefect.task_runners.ProcessPoolTaskRunner` with one process per
+  worker, for work that holds the GIL (pure-Python steps of the simulated people, or several
+  models on a many-core machine); each process loads its own model, so it costs a model's
+  memory per worker and a few seconds' start;
 - ``dask``: ``prefect_dask.DaskTaskRunner`` on the scheduler at ``dask_address`` (a cluster
   spanning machines), or on a temporary local cluster of one single-threaded process per
   worker. Dask's workers report their task runs to Prefect's API by URL, so this needs a
@@ -25,7 +29,7 @@ from typing import Any
 from prefect import Task
 from prefect.futures import as_completed
 from prefect.settings import get_current_settings
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from engine.errors import ConfigError
 from flows.progress import Progress
@@ -35,6 +39,7 @@ MAX_ROUNDS = 100  # a queue that keeps producing work for longer is a bug, not a
 
 class RunnerKind(StrEnum):
     THREADS = "threads"
+    PROCESSES = "processes"
     DASK = "dask"
 
 
@@ -45,11 +50,14 @@ def task_runner(kind: str, workers: int, dask_address: str | None = None) -> Tas
     try:
         chosen = RunnerKind(kind)
     except ValueError:
-        raise ConfigError(f"task_runner {kind!r} is neither 'threads' nor 'dask'") from None
+        names = ", ".join(repr(k.value) for k in RunnerKind)
+        raise ConfigError(f"task_runner {kind!r} is none of {names}") from None
+    if chosen is not RunnerKind.DASK and dask_address:
+        raise ConfigError(f"dask_address is for task_runner='dask'; the {chosen.value} pool runs on this machine")
     if chosen is RunnerKind.THREADS:
-        if dask_address:
-            raise ConfigError("dask_address is for task_runner='dask'; the thread pool runs in this process")
         return ThreadPoolTaskRunner(max_workers=workers)
+    if chosen is RunnerKind.PROCESSES:
+        return ProcessPoolTaskRunner(max_workers=workers)
     if get_current_settings().api.url is None:
         raise ConfigError(
             "task_runner='dask' runs tasks in other processes, which report to Prefect's API by URL; "

@@ -1,4 +1,4 @@
-"""The annotate flow under Prefect's test harness: simulated crews on threads and on Dask, people, retries."""
+"""The annotate flow under Prefect's test harness: simulated crews on threads, processes and Dask, people, retries."""
 
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ def test_a_new_round_and_a_dask_cluster(small_engine: SmallEngine) -> None:
         )
     assert len(result.masklet_ids) == 2 and result.complete
     assert {r[2] for r in manual_masklets(small_engine)} == {3}
+
+
+def test_a_process_pool_works_a_phase(small_engine: SmallEngine) -> None:
+    """Each annotate-masklet task runs in a process of its own, opening the catalog by URL."""
+    result = annotate(phase=2, workers=2, model="simulated", task_runner="processes", **small_engine.urls)
+    assert len(result.masklet_ids) == 2 and result.complete and not result.failed
+    assert {r[2] for r in manual_masklets(small_engine)} == {2}
 
 
 def test_people_are_waited_for_and_their_masklets_collected(small_engine: SmallEngine) -> None:

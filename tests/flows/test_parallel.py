@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from engine.errors import ConfigError
 from flows.parallel import task_runner
@@ -13,6 +13,11 @@ from flows.parallel import task_runner
 def test_threads_by_default_one_per_worker() -> None:
     runner = task_runner("threads", 3)
     assert isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 3
+
+
+def test_processes_one_per_worker() -> None:
+    runner = task_runner("processes", 3)
+    assert isinstance(runner, ProcessPoolTaskRunner) and runner._max_workers == 3
 
 
 def test_dask_on_a_cluster_or_a_local_one_of_single_threaded_processes() -> None:
@@ -26,8 +31,8 @@ def test_dask_on_a_cluster_or_a_local_one_of_single_threaded_processes() -> None
 
 
 def test_what_cannot_work_is_refused_with_the_reason() -> None:
-    with pytest.raises(ConfigError, match="neither 'threads' nor 'dask'"):
-        task_runner("processes", 2)
+    with pytest.raises(ConfigError, match="'fibers' is none of 'threads', 'processes', 'dask'"):
+        task_runner("fibers", 2)
     with pytest.raises(ConfigError, match="at least one worker"):
         task_runner("threads", 0)
     with pytest.raises(ConfigError, match="dask_address is for task_runner='dask'"):
