@@ -1,11 +1,13 @@
-"""``prefect.yaml`` as users run it: a real Prefect server on loopback, ``prefect deploy``, a process worker.
+"""``prefect.yaml`` as users run it: a real Prefect server on loopback, ``prefect deploy``, process workers.
 
 The fast test reads the file and checks every deployment against the flows it names. The
-slow one does what the docs say: start a server, create the ``cpu`` and ``gpu`` pools,
-``prefect deploy`` our flows, start a process worker, run the report deployment and see it
-complete; then it deploys a copy of the retrain deployment's event trigger (on the report
-flow, with a lower threshold) and checks that ``dataengine.masklet.verified`` events, as our
-event sink emits them, start a run only once enough satisfactory ones arrived.
+slow one does what the docs say: start a server, create the ``cpu`` and ``gpu`` pools and the
+``gpu`` tag concurrency limit, ``prefect deploy --all`` from the repository root (the file as
+it is), start a process worker, run the report deployment and see it complete; then it
+deploys a copy of the retrain deployment with its event trigger at a lower threshold and
+checks that ``dataengine.masklet.verified`` events, as our event sink emits them, start a
+retrain run only once enough satisfactory ones arrived, and that the run completes on a
+``gpu`` worker.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from training.policy import DEFAULT_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-OURS = {  # deployments whose flows live in this repository now: flow/deployment -> entrypoint
+OURS = {  # every deployment: flow/deployment -> entrypoint
     "ingest/hourly": "flows/ingest.py:ingest",
     "annotate/simulated": "flows/annotate.py:annotate",
     "annotate/people": "flows/annotate.py:annotate",
     "auto-masklets/nightly": "flows/auto_masklets.py:auto_masklets",
     "verify/simulated": "flows/verify.py:verify",
     "report/every-15-minutes": "flows/report.py:report",
+    "retrain/nightly": "flows/retrain.py:retrain",
+    "engine-cycle/demo": "flows/engine_cycle.py:engine_cycle",
 }
-LATER = {"retrain/nightly": "flows/retrain.py:retrain", "engine-cycle/demo": "flows/engine_cycle.py:engine_cycle"}
 
 
 def deployments() -> list[dict[str, Any]]:
@@ -55,7 +58,7 @@ def test_prefect_yaml_deploys_every_flow_with_schedules_pools_and_the_retrain_tr
     from prefect.utilities.importtools import import_object
 
     found = by_name()
-    assert {k: v["entrypoint"] for k, v in found.items()} == {**OURS, **LATER}
+    assert {k: v["entrypoint"] for k, v in found.items()} == OURS
     assert {d["work_pool"]["name"] for d in found.values()} == {"cpu", "gpu"}
     assert found["ingest/hourly"]["schedules"] == [{"cron": "0 * * * *", "timezone": "UTC"}]
     assert found["auto-masklets/nightly"]["schedules"][0]["cron"].endswith("* * *")
@@ -67,6 +70,12 @@ def test_prefect_yaml_deploys_every_flow_with_schedules_pools_and_the_retrain_tr
     assert parsed.expect == {"dataengine.masklet.verified"} and parsed.threshold >= 10
     assert parsed.threshold == DEFAULT_THRESHOLD  # the retrain flow's own default, one number
     assert parsed.match.root["dataengine.verdict"] == "satisfactory"
+    assert f" {parsed.threshold} masklets" in found["retrain/nightly"]["description"]  # what it says is what it does
+
+    # Model-bound work goes to the gpu pool, and every deployment is tagged for filtering in the UI.
+    gpu_bound = {"annotate/simulated", "auto-masklets/nightly", "verify/simulated", "retrain/nightly", "engine-cycle/demo"}
+    assert {name for name, d in found.items() if d["work_pool"]["name"] == "gpu"} == gpu_bound
+    assert all("dataengine" in d["tags"] and name.split("/")[0] in d["tags"] for name, d in found.items())
 
     for name, entrypoint in OURS.items():  # parameters a flow does not take would fail its runs
         flow = import_object(str(REPO / entrypoint))
@@ -140,7 +149,7 @@ for number, line in enumerate(sys.stdin):  # one batch of verdicts a line; an em
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) -> None:
     from prefect.workers.process import ProcessWorker
 
@@ -166,21 +175,15 @@ def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) ->
         except httpx.HTTPError:
             return False
 
-    # Our deployments exactly as prefect.yaml has them, beside a copy of the retrain trigger on the
-    # report flow with a threshold of three (a triggered report runs in seconds; a retrain would train).
-    ours = [d for name, d in by_name().items() if name in OURS]
-    trigger = copy.deepcopy(by_name()["retrain/nightly"]["triggers"][0])
-    trigger.update(threshold=3, within=600)
-    check = {
-        "name": "trigger-check",
-        "entrypoint": "flows/report.py:report",
-        "parameters": {"out_dir": str(tmp_path / "triggered")},
-        "work_pool": {"name": "cpu"},
-        "triggers": [trigger],
-    }
+    # Beside the repository's deployments: a copy of the retrain deployment with its trigger at a
+    # threshold of three and no schedule (the real one waits for 250 verdicts).
+    trigger_check = copy.deepcopy(by_name()["retrain/nightly"])
+    trigger_check.pop("schedules", None)
+    trigger_check["name"] = "trigger-check"
+    trigger_check["triggers"][0].update(threshold=3, within=600)
     project = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deploy_file = tmp_path / "prefect.yaml"
-    deploy_file.write_text(yaml.safe_dump({"name": project["name"], "deployments": [*ours, check]}))
+    deploy_file.write_text(yaml.safe_dump({"name": project["name"], "deployments": [trigger_check]}))
 
     server_cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with background(server_cmd, env, tmp_path / "server.log"):
@@ -189,10 +192,16 @@ def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) ->
         for pool in ("cpu", "gpu"):  # what `prefect work-pool create NAME --type process` does
             created = http.post("/work_pools/", json={"name": pool, "type": "process", "base_job_template": template})
             assert created.status_code == 201, created.text
+        run([PREFECT, "--no-prompt", "concurrency-limit", "create", "gpu", "1"], env)
+        assert http.get("/concurrency_limits/tag/gpu").json()["concurrency_limit"] == 1
+        run([PREFECT, "--no-prompt", "deploy", "--all"], env)  # from the repository root, as the docs say
         run([PREFECT, "--no-prompt", "deploy", "--prefect-file", str(deploy_file), "--all"], env)
 
         deployed = {(d["name"], d["entrypoint"]) for d in http.post("/deployments/filter", json={}).json()}
-        assert deployed == {(d["name"], d["entrypoint"]) for d in [*ours, check]}
+        assert deployed == {(d["name"], d["entrypoint"]) for d in [*deployments(), trigger_check]}
+        automations = http.post("/automations/filter", json={}).json()
+        thresholds = sorted(a["trigger"]["threshold"] for a in automations)
+        assert thresholds == [3, by_name()["retrain/nightly"]["triggers"][0]["threshold"]]  # the real trigger too
 
         worker_cmd = [PREFECT, "worker", "start", "--pool", "cpu", "--type", "process", "--limit", "2"]
         with background(worker_cmd, env, tmp_path / "worker.log"):
@@ -210,7 +219,7 @@ def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) ->
             assert state["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert (out / "dashboard.html").is_file() and (out / "phase_metrics.parquet").is_file()
 
-        triggered = http.get("/deployments/name/report/trigger-check").json()
+        triggered = http.get("/deployments/name/retrain/trigger-check").json()
 
         def runs_of_trigger_check() -> list[dict[str, Any]]:
             return http.post("/flow_runs/filter", json={"deployments": {"id": {"any_": [triggered["id"]]}}}).json()
@@ -230,5 +239,16 @@ def test_deploy_run_on_a_process_worker_and_trigger_on_events(tmp_path: Path) ->
             assert emitter.stdout.readline().strip() == "sent"
         finally:
             emitter.communicate(timeout=60)
-        (started,) = wait_for(runs_of_trigger_check, 60, "the trigger to start a run of its deployment")
-        assert started["parameters"]["out_dir"] == str(tmp_path / "triggered")
+        (started,) = wait_for(runs_of_trigger_check, 60, "the trigger to start a retrain run")
+
+        # The retrain run goes to the gpu pool; a worker there runs it: the policy finds no new
+        # masklets in this empty catalog, says so, and the run completes without training.
+        gpu_worker = [PREFECT, "worker", "start", "--pool", "gpu", "--type", "process", "--limit", "1"]
+        with background(gpu_worker, env, tmp_path / "gpu-worker.log"):
+
+            def retrain_finished() -> dict[str, Any] | None:
+                state = http.get(f"/flow_runs/{started['id']}").json()["state"]
+                return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+            state = wait_for(retrain_finished, 180, "the triggered retrain run")
+            assert state["type"] == "COMPLETED", (tmp_path / "gpu-worker.log").read_text()[-3000:]
