@@ -80,6 +80,27 @@ def test_a_process_pool_works_a_phase(small_engine: SmallEngine) -> None:
     assert {r[2] for r in manual_masklets(small_engine)} == {2}
 
 
+def test_model_bound_tasks_carry_the_gpu_tag_only_with_a_real_model(small_engine: SmallEngine) -> None:
+    """A ``gpu`` tag concurrency limit bounds the tasks that run a model, and never a simulation."""
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    def tags_of_run(state) -> dict[str, set[str]]:  # noqa: ANN001
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        return {r.task_key.rsplit("-", 1)[0].rsplit(".", 1)[-1]: set(r.tags) for r in runs}
+
+    real = annotate(phase=1, workers=1, model="sam2-compact", return_state=True, **small_engine.urls)
+    assert real.is_completed() and len(real.result().masklet_ids) == 2
+    tags = tags_of_run(real)
+    assert tags["annotate_masklet"] == {"gpu"}
+    assert "gpu" not in set().union(*(t for name, t in tags.items() if name != "annotate_masklet"))
+
+    simulated = annotate(phase=2, workers=1, model="simulated", return_state=True, **small_engine.urls)
+    assert simulated.is_completed() and set().union(*tags_of_run(simulated).values()) == set()
+
+
 def test_people_are_waited_for_and_their_masklets_collected(small_engine: SmallEngine) -> None:
     res = small_engine.res
 

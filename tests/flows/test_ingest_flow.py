@@ -53,6 +53,35 @@ def test_a_missing_source_fails_the_run_after_the_others(tmp_path: Path, urls: d
         assert [v.id for v in video_queries.list_videos(session)] == [video.stem]  # the good one is in
 
 
+def test_a_video_that_outlasts_its_timeout_fails_alone(
+    tmp_path: Path, urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect enforces ``ingest-video``'s timeout (the flow's own thread); the other videos go on."""
+    import time
+
+    from flows import ingest as ingest_module
+
+    slow, fast = synthesize(tmp_path / "two", 2, seed=9, spec=TINY)
+    real = ingest_module.ingest_sources
+
+    def stuck_on_slow(sources, **kwargs):  # noqa: ANN001, ANN003, ANN202 - a decoder that hangs on one file
+        if sources == [str(slow)]:
+            for _ in range(300):
+                time.sleep(0.1)
+        return real(sources, **kwargs)
+
+    assert ingest_module.ingest_video.timeout_seconds == 3600  # what the deployment runs with
+    monkeypatch.setattr(ingest_module, "ingest_sources", stuck_on_slow)
+    monkeypatch.setattr(ingest_module, "ingest_video", ingest_module.ingest_video.with_options(timeout_seconds=1, retries=0))
+    started = time.monotonic()
+    summary = ingest([str(slow), str(fast)], **urls)
+
+    assert time.monotonic() - started < 25
+    (failed,) = summary.failed
+    assert failed.source == str(slow) and "exceeded timeout of 1.0 second" in failed.error
+    assert summary.ingested == (fast.stem,)
+
+
 @pytest.mark.s3
 def test_an_s3_prefix_is_ingested_video_by_video(
     tmp_path: Path,
