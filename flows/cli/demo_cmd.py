@@ -43,23 +43,29 @@ def demo(
 ) -> None:
     """Run the whole data engine on synthetic videos and print the paper-style table."""
     from engine.synthetic import SyntheticSpec, synthesize
+    from flows.api_server import terminal_safe_api
     from flows.engine_cycle import engine_cycle
     from training.gain import gain_text
 
     spec = SyntheticSpec(source_frames=frames, objects=objects, parts=0, force_events=frames >= 32, noise_sigma=noise)
     paths = synthesize(out / "videos", videos=videos, seed=seed, spec=spec)
     typer.echo(f"{len(paths)} synthetic videos with ground truth in {out / 'videos'}")
-    result = engine_cycle(
-        sources=[str(p) for p in paths],
-        validation_videos=validation_videos,
-        model=model,
-        workers=workers,
-        retrain_steps=retrain_steps,
-        retrain_lr=retrain_lr,
-        with_auto_masklets=auto,
-        out_dir=str(out),
-        seed=seed,
-    )
+    try:
+        with terminal_safe_api():
+            result = engine_cycle(
+                sources=[str(p) for p in paths],
+                validation_videos=validation_videos,
+                model=model,
+                workers=workers,
+                retrain_steps=retrain_steps,
+                retrain_lr=retrain_lr,
+                with_auto_masklets=auto,
+                out_dir=str(out),
+                seed=seed,
+            )
+    except KeyboardInterrupt:
+        typer.echo("interrupted: what was done is kept; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
     typer.echo("\n" + result.table)
     typer.echo("")
     for line in result.targets:

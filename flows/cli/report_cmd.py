@@ -34,9 +34,11 @@ def report(
     from flows.resources import close_resources, resources
 
     if artifacts:
+        from flows.api_server import terminal_safe_api
         from flows.report import report as report_flow
 
-        result = report_flow(out_dir=str(out))
+        with terminal_safe_api():
+            result = report_flow(out_dir=str(out))
         html, line, tables = Path(result.html), result.headline, len(result.parquet)
     else:
         try:

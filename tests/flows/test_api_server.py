@@ -1,0 +1,77 @@
+"""The Prefect API a terminal command starts: out of the terminal's signals, gone with the command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.api_server import terminal_safe_api
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_an_existing_api_is_used_and_nothing_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}), terminal_safe_api() as started:
+        assert started is None
+
+
+SCRIPT = """
+import os, sys, httpx
+from flows.api_server import terminal_safe_api
+from prefect.settings import get_current_settings
+with terminal_safe_api() as url:
+    assert get_current_settings().api.url == url == os.environ["PREFECT_API_URL"]
+    assert httpx.get(url + "/health").status_code == 200
+    print(url, flush=True)
+    if sys.argv[1] == "die":
+        os.kill(os.getpid(), 9)  # killed before any cleanup of ours can run
+    sys.stdin.readline()  # the test has looked at the server
+assert "PREFECT_API_URL" not in os.environ
+print("done", flush=True)
+"""
+
+
+def _server_pid(port: str) -> int:
+    found = subprocess.run(["pgrep", "-f", f"prefect server start --host 127.0.0.1 --port {port}"],
+                           capture_output=True, text=True)
+    pids = [int(p) for p in found.stdout.split()]
+    assert pids, f"no server on port {port}"
+    return pids[0]
+
+
+@pytest.mark.parametrize("ending", ["returns", "die"])
+def test_the_server_runs_in_its_own_session_and_ends_with_the_command(tmp_path: Path, ending: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    command = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, ending], cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdin is not None and command.stdout is not None
+    url = command.stdout.readline().strip()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    if ending == "returns":
+        server = _server_pid(port)
+        # Ctrl-C signals the terminal's foreground process group, the command's; the server is not in it.
+        assert os.getsid(server) == server != os.getsid(command.pid)
+        command.stdin.write("\n")
+        command.stdin.flush()
+        assert command.stdout.readline().strip() == "done"
+    command.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/health", timeout=1)
+        except httpx.HTTPError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the server at {url} outlived the command ({ending})")
