@@ -107,6 +107,12 @@ class ModelSegmenters:
         return SessionTracker(VideoSession(self.video, frames, mask_only=mask_only), object_id)
 
 
+def is_hub_name(ref: str) -> bool:
+    """``owner/name`` with no version: a Hugging Face hub model (``facebook/sam2.1-hiera-tiny``)."""
+    owner, _, name = ref.partition("/")
+    return bool(owner and name) and "/" not in name and "@" not in ref and not ref.startswith((".", "~"))
+
+
 class RegistrySegmenterSource:
     """The registry's current model for ``ref``, reloaded only when the version changes.
 
@@ -126,8 +132,11 @@ class RegistrySegmenterSource:
         self._device = device
         self._lock = threading.Lock()
         self._loaded: ModelSegmenters | None = None
-        self.fallback_used = False  # True once a task ran on the embedded, unregistered sam2-compact
-        self.fallback_description: str | None = None  # which: the bundled checkpoint or random weights
+        # True once a task ran on an unregistered model: the embedded sam2-compact, or a hub
+        # model from the local Hugging Face cache, while the registry has no version of it.
+        self.fallback_used = False
+        self.fallback_description: str | None = None  # which: the bundled checkpoint, random weights, the cache
+        self._registry_error: ModelNotFoundError | None = None
 
     def segmenters(self, truth: Masklet | None = None) -> ModelSegmenters:
         version = self._current_version()
@@ -142,12 +151,25 @@ class RegistrySegmenterSource:
             return None
         try:
             return self._registry.resolve(self._ref)
-        except ModelNotFoundError:
-            if self._ref.split("@", 1)[0] != COMPACT:
-                raise  # only the embedded default has a random-init fallback
+        except ModelNotFoundError as exc:
+            if self._ref.split("@", 1)[0] != COMPACT and not is_hub_name(self._ref):
+                raise  # a registry name with nothing behind it; NAME@3 that does not exist
+            self._registry_error = exc
             return None
 
     def _load(self, version: ModelVersion | None) -> ModelSegmenters:
+        if version is None and is_hub_name(self._ref):
+            # Until a round registers a version of it, a hub model runs from the local cache:
+            # `--model facebook/sam2.1-hiera-tiny` with the published weights downloaded.
+            try:
+                video = build_model(self._ref, task="video", device=self._device)
+            except ModelNotFoundError as cache_error:
+                where = f"{self._registry_error}; and " if self._registry_error is not None else ""
+                raise ModelNotFoundError(f"{where}not on this machine either: {cache_error}") from None
+            self.fallback_used = True
+            self.fallback_description = f"{self._ref} ({video.origin}, not registered)"
+            log.info("no %s in the model registry: annotating with it from %s", self._ref, video.origin)
+            return ModelSegmenters(video, image_model_from(video), None, self.fallback_description)
         if version is None:
             self.fallback_used = True
             video = build_model(COMPACT, task="video", device=self._device)

@@ -64,9 +64,39 @@ def test_with_a_shipped_bootstrap_an_empty_registry_falls_back_to_it(
     assert segmenters.video.pretrained and "bundled bootstrap checkpoint" in segmenters.video.origin
 
 
-def test_another_missing_model_is_an_error_not_a_fallback(registry: SqlModelRegistry) -> None:
-    with pytest.raises(ModelNotFoundError, match="registry is empty"):
+def test_another_missing_model_is_an_error_not_a_fallback(
+    registry: SqlModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ModelNotFoundError, match="registry is empty.*not on this machine either.*hiera-tiny"):
         RegistrySegmenterSource(registry, "facebook/sam2.1-hiera-tiny", device=CPU).segmenters()
+    for ref in ("my-model", "sam2-compact-large", "facebook/sam2.1-hiera-tiny@3"):  # registry names: no fallback
+        with pytest.raises(ModelNotFoundError, match="registry is empty"):
+            RegistrySegmenterSource(registry, ref, device=CPU).segmenters()
+
+
+def test_a_hub_model_runs_from_the_local_cache_until_a_version_of_it_is_registered(
+    registry: SqlModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model facebook/sam2.1-hiera-tiny`` with its weights downloaded: the cache, then the registry."""
+    name, revision = "facebook/sam2.1-hiera-tiny", "0123456789abcdef0123456789abcdef01234567"
+    published = build_model(COMPACT, task="video", device=CPU, seed=5, random_weights=True)  # stands in for it
+    repo = tmp_path / "hub" / ("models--" + name.replace("/", "--"))
+    published.module.save_pretrained(repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    source = RegistrySegmenterSource(registry, name, device=CPU)
+    cached = source.segmenters()
+    assert cached.model_version_id is None and source.fallback_used
+    assert cached.description.startswith(f"{name} (Hugging Face cache") and revision in cached.description
+    assert cached.video.pretrained and cached.image_model.module is not None
+
+    tuned = build_model(COMPACT, task="video", device=CPU, seed=6, random_weights=True)
+    tuned.module.save_pretrained(tmp_path / "v1")
+    version = registry.register(name, tuned.module.config.to_dict(), tmp_path / "v1")
+    assert source.segmenters().model_version_id == version.id  # a retrained version takes over
 
 
 @pytest.mark.slow

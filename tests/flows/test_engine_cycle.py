@@ -114,3 +114,40 @@ def test_demo_in_a_reduced_size_runs_the_real_model_and_retrains(tmp_path: Path)
     assert all(r["val_gain"] is None for r in state["rounds"]) and "gain - (" in done.stdout
     assert "Retraining: 0 of 3 rounds raised validation J&F measurably" in done.stdout
 
+
+
+@pytest.mark.slow
+def test_the_demo_runs_a_hub_model_from_the_local_cache(tmp_path: Path) -> None:
+    """``dataengine demo --model facebook/sam2.1-hiera-tiny`` where its weights were downloaded.
+
+    No weights can be downloaded here, so the cache holds the bundled checkpoint under the hub
+    name (what ``hf download`` lays out); the engine cannot tell, and runs, retrains and registers it.
+    """
+    import shutil
+
+    name, revision = "facebook/sam2.1-hiera-tiny", "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / ("models--" + name.replace("/", "--"))
+    shutil.copytree(REPO / "engine" / "weights" / "sam2-compact", repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    env = {
+        **os.environ,
+        "DATAENGINE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "DATAENGINE_OBJECT_STORE_URL": f"file://{tmp_path / 'objects'}",
+        "DATAENGINE_MODEL_CACHE_DIR": str(tmp_path / "models"),
+        "DATAENGINE_TORCH_THREADS": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [
+        sys.executable, "-m", "flows.cli", "demo", "--videos", "5", "--validation-videos", "1", "--frames", "24",
+        "--objects", "1", "--retrain-steps", "2", "--no-auto", "--model", name, "--out", str(tmp_path / "demo"),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "paper: SAM 2" in done.stdout and "Phase 3:" in done.stdout
+    state = json.loads((tmp_path / "demo" / STATE_FILE).read_text())
+    assert [r["version"] for r in state["rounds"]] == [f"{name}@{i}" for i in (1, 2, 3)]
+    # Phase 1 ran on the cached model (a round needs its satisfactory masklets), later phases on the rounds'
+    phase1 = next(line for line in done.stdout.splitlines() if line.startswith("Phase 1 "))
+    assert "satisfactory 3" in phase1  # the validation video and Phase 1's two, one object each
