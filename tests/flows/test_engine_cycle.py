@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,49 @@ def test_retrain_flow_says_why_it_did_not_run(tmp_path: Path) -> None:
         close_resources()
     assert not report.retrained and report.version is None
     assert report.reason  # the policy's sentence
+
+
+@pytest.mark.slow
+def test_the_retrain_flow_trains_when_enough_is_new_and_announces_the_promotion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy's path a trigger takes (not forced): due on new satisfactory masklets, trained, promoted, announced."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.annotate import annotate
+    from flows.engine_cycle import reserve_validation
+    from flows.verify import verify
+    from tests.flows.conftest import make_small_engine
+
+    monkeypatch.setenv("DATAENGINE_MODEL_CACHE_DIR", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("DATAENGINE_TORCH_THREADS", "1")
+    started = time.time()
+    engine = make_small_engine(tmp_path, videos=2, seed=12)
+    try:
+        reserve_validation.fn(engine.video_ids[:1], **engine.urls)
+        annotate(phase=1, workers=1, model="simulated", **engine.urls)
+        assert verify(verifiers=1, model="simulated", **engine.urls).verified == 4
+
+        report = retrain(steps=2, threshold=2, schedule_every_hours=None, work_dir=str(tmp_path / "runs"), **engine.urls)
+        assert report.retrained and report.reason.startswith("2 new satisfactory masklet(s)"), report
+        assert report.version == "sam2-compact@1" and report.val_jf_before is not None and report.val_jf_after is not None
+        # Two steps at the fine-tuning rate move validation J&F by less than the gate's margin (0.01),
+        # and the first version of a model is judged against its unregistered starting point: promoted.
+        assert report.promoted and abs(report.val_jf_after - report.val_jf_before) < 0.01, report
+        deadline, seen = time.monotonic() + 30, []
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline and not seen:
+                events = client.read_events(EventFilter(event=EventNameFilter(name=["dataengine.model.promoted"])), limit=50)
+                seen = [e for e in events.events if e.payload.get("ref") == report.version and e.occurred.timestamp() > started]
+                time.sleep(0.5)
+        assert seen, "no dataengine.model.promoted event for the promoted version"
+        assert seen[0].resource.id == "dataengine.model.sam2-compact"
+
+        again = retrain(steps=2, threshold=2, schedule_every_hours=None, **engine.urls)
+        assert not again.retrained and again.reason.startswith("0 new satisfactory masklet(s)")  # counted from the round
+    finally:
+        close_resources()
 
 
 @pytest.mark.slow
