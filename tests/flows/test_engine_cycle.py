@@ -68,6 +68,9 @@ def test_cycle_runs_every_phase_then_resumes_without_redoing_work(tmp_path: Path
         state = CycleState.load(out / STATE_FILE)
         assert {"phase-1", "phase-2", "phase-3", "verify-3", "auto-masklets"} <= set(state.done)
         assert int(result.exports["sav_files"]) >= 5 and (out / "report" / "dashboard.html").exists()
+        parquet = sorted((out / "export" / "parquet").glob("*.parquet"))
+        assert len(parquet) == int(result.exports["parquet_tables"]) > 0
+        assert {"masklets.parquet", "videos.parquet"} <= {p.name for p in parquet}
         assert any("Phase 3" in line for line in result.targets)
         assert not any(line.startswith("Retraining") for line in result.targets)  # simulated: no rounds
         made = _annotated(**urls)

@@ -18,7 +18,9 @@ def latest(key: str):  # noqa: ANN201
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_artifact_follows_growing_work_to_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_artifact_follows_growing_work_to_its_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(progress_module, "ARTIFACT_EVERY_S", 0.0)  # every update reaches the API
 
     @flow
@@ -33,6 +35,8 @@ def test_the_artifact_follows_growing_work_to_its_end(monkeypatch: pytest.Monkey
     work()
     artifact = latest("test-progress-growing")
     assert float(artifact.data) == 100.0 and artifact.description == "masklets: 4 of 4"
+    bar = capsys.readouterr().err  # the command line's bar, on stderr, ends at the grown total
+    assert "masklets" in bar and "4/4" in bar
 
 
 def test_progress_without_an_api_only_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
