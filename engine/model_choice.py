@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import BadModelRefError, ModelNotFoundError
-from engine.model_loading import DeviceChoice, build_model, image_model_from
+from engine.model_loading import DeviceChoice, build_model, image_model_from, is_hub_name
 from engine.model_registry import ModelRegistry
 from engine.model_segmenters import ModelSegmenters, RegistrySegmenterSource
 from engine.segmenter_config import COMPACT
@@ -25,7 +25,7 @@ def models_for(registry: ModelRegistry | None, ref: str, *, device: DeviceChoice
     try:
         return RegistrySegmenterSource(registry, ref, device=device).segmenters()
     except (ModelNotFoundError, BadModelRefError) as registry_error:
-        if "@" in ref or ref.count("/") != 1:
+        if not is_hub_name(ref):
             raise
         try:
             return _unregistered(ref, device)

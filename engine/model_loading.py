@@ -376,7 +376,7 @@ def _resolve_checkpoint(name: str, cache_dir: str | Path | None) -> tuple[Path, 
             "(config.json and model.safetensors), a hub name such as facebook/sam2.1-hiera-tiny, "
             f"or {COMPACT!r}"
         )
-    if name.count("/") != 1:
+    if not is_hub_name(name):
         raise ModelNotFoundError(
             f"{name!r} is neither {COMPACT!r}, a hub name (owner/model, e.g. facebook/sam2.1-hiera-tiny) "
             "nor an existing directory"
@@ -392,7 +392,24 @@ def _resolve_checkpoint(name: str, cache_dir: str | Path | None) -> tuple[Path, 
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or ":" in name
+
+
+def is_hub_name(name: str) -> bool:
+    """``owner/model`` as the Hugging Face hub names models (``facebook/sam2.1-hiera-tiny``).
+
+    Not a path (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``C:/x``), not a folder that exists here
+    (``models/ckpt``), no version (``NAME@3`` is a registry reference), no spaces.
+    """
+    return (
+        name.count("/") == 1
+        and all(name.split("/"))
+        and name == name.strip()
+        and "@" not in name
+        and not any(ch.isspace() for ch in name)
+        and not _looks_like_path(name)
+        and not Path(name).expanduser().exists()
+    )
 
 
 def _missing_hub_model_message(name: str, cache: Path) -> str:

@@ -22,7 +22,7 @@ from engine.errors import BadPromptError, ModelNotFoundError
 from engine.frame_source import FrameSource
 from engine.image_predictor import ImagePredictor
 from engine.masklets import Masklet
-from engine.model_loading import DeviceChoice, LoadedModel, build_model, image_model_from
+from engine.model_loading import DeviceChoice, LoadedModel, build_model, image_model_from, is_hub_name
 from engine.model_registry import ModelRegistry, ModelVersion
 from engine.segmenter_config import COMPACT
 from engine.segmenters import DEFAULT_MODEL, ClickSegmenter, Refine, Tracker
@@ -107,12 +107,6 @@ class ModelSegmenters:
         return SessionTracker(VideoSession(self.video, frames, mask_only=mask_only), object_id)
 
 
-def is_hub_name(ref: str) -> bool:
-    """``owner/name`` with no version: a Hugging Face hub model (``facebook/sam2.1-hiera-tiny``)."""
-    owner, _, name = ref.partition("/")
-    return bool(owner and name) and "/" not in name and "@" not in ref and not ref.startswith((".", "~"))
-
-
 class RegistrySegmenterSource:
     """The registry's current model for ``ref``, reloaded only when the version changes.
 
@@ -153,7 +147,7 @@ class RegistrySegmenterSource:
             return self._registry.resolve(self._ref)
         except ModelNotFoundError as exc:
             if self._ref.split("@", 1)[0] != COMPACT and not is_hub_name(self._ref):
-                raise  # a registry name with nothing behind it; NAME@3 that does not exist
+                raise  # a registry name with nothing behind it, or a version of a hub model that does not exist
             self._registry_error = exc
             return None
 

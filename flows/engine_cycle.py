@@ -16,7 +16,6 @@ catalog is consistent at every moment because each change commits in one transac
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from flows.resources import resources
 from flows.retrain import retrain
 from flows.verify import verify
 from storage.objects.atomic_files import write_file_atomically
-from training.gain import gain_text
+from training.gain import gain_text, measured_rise
 
 STATE_FILE = "cycle_state.json"
 PAPER_SPEEDUP = {2: 5.1, 3: 8.4}  # SAM 2 paper, Table 1: Phase 1 s/frame over Phase 2's and Phase 3's
@@ -166,25 +165,21 @@ def check_targets(rows: list[Any], annotate_work: Any) -> list[str]:
 def check_rounds(rounds: list[dict[str, Any]]) -> str | None:
     """The demo's retraining target (issue 7: each retraining raises validation J&F) as a sentence.
 
-    A round counts only when its gain's interval lies above zero (:mod:`training.gain`): a higher
-    score within the draw of validation videos is not a raise, and a round without an interval
-    (one validation video, no validation set) cannot show one. None when no round ran (the
-    simulated model is not trained).
+    A round counts only when its gain is a measured rise (:func:`training.gain.measured_rise`):
+    a higher score within the draw of validation videos is not a raise, and a round without an
+    interval (one validation video) cannot show one. None when no round ran (the simulated
+    model is not trained).
     """
     if not rounds:
         return None
-    raised = [r["after_phase"] for r in rounds if _finite(r.get("val_gain_low")) and r["val_gain_low"] > 0]
+    raised = [r["after_phase"] for r in rounds if measured_rise(r)]
     missing = len(rounds) - len(raised)
     which = f", after Phase {', '.join(str(p) for p in raised)}" if raised else ""
     verdict = "met" if not missing else f"missed by {missing} round{'s' if missing > 1 else ''}"
     return (
-        f"Retraining: {len(raised)} of {len(rounds)} rounds raised validation J&F measurably{which} "
+        f"Retraining: {len(raised)} of {len(rounds)} rounds a measured rise of validation J&F{which} "
         f"(target: every round; gains below): {verdict}"
     )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 @flow(name="engine-cycle", log_prints=False)

@@ -9,7 +9,7 @@ runner executes them is a flow parameter:
 - ``processes``: :class:`prefect.task_runners.ProcessPoolTaskRunner` with one process per
   worker, for work that holds the GIL (pure-Python steps of the simulated people, or several
   models on a many-core machine); each process loads its own model, so it costs a model's
-  memory per worker and a few seconds' start;
+  memory per worker and a few seconds' start. Like Dask it needs a Prefect server;
 - ``dask``: ``prefect_dask.DaskTaskRunner`` on the scheduler at ``dask_address`` (a cluster
   spanning machines), or on a temporary local cluster of one single-threaded process per
   worker. Dask's workers report their task runs to Prefect's API by URL, so this needs a
@@ -56,14 +56,15 @@ def task_runner(kind: str, workers: int, dask_address: str | None = None) -> Tas
         raise ConfigError(f"dask_address is for task_runner='dask'; the {chosen.value} pool runs on this machine")
     if chosen is RunnerKind.THREADS:
         return ThreadPoolTaskRunner(max_workers=workers)
-    if chosen is RunnerKind.PROCESSES:
-        return ProcessPoolTaskRunner(max_workers=workers)
     if get_current_settings().api.url is None:
+        # Each process would start a temporary API of its own, all on one SQLite database.
         raise ConfigError(
-            "task_runner='dask' runs tasks in other processes, which report to Prefect's API by URL; "
+            f"task_runner={chosen.value!r} runs tasks in other processes, which report to Prefect's API by URL; "
             "the temporary in-process API cannot be shared: start a server (`prefect server start`) "
             "and set PREFECT_API_URL, or use task_runner='threads'"
         )
+    if chosen is RunnerKind.PROCESSES:
+        return ProcessPoolTaskRunner(max_workers=workers)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as exc:  # pragma: no cover - prefect-dask is a dependency

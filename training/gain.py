@@ -104,6 +104,15 @@ def paired_gain(
     return ValidationGain(mean, mean - half, mean + half, n, confidence)
 
 
+def measured_rise(recorded: Mapping[str, Any]) -> bool:
+    """Whether a recorded gain (:data:`GAIN_KEYS`) is a measured rise: its whole interval above zero.
+
+    A round without an interval (fewer than two validation videos) never is.
+    """
+    low = recorded.get("val_gain_low")
+    return _finite(low) and low > 0
+
+
 def gain_text(recorded: Mapping[str, Any]) -> str:
     """A recorded gain (:data:`GAIN_KEYS`, as a version's metrics or a round's report hold it) in words; "-" if none."""
     values = [recorded.get(key) for key in GAIN_KEYS]

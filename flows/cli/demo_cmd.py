@@ -4,7 +4,8 @@ Seeded synthetic videos with ground truth are written, then :func:`flows.engine_
 engine_cycle` runs the SAM 2 data engine on them with simulated annotators and verifiers:
 Phase 1 (and the validation set) -> retrain -> Phase 2 -> retrain -> Phase 3 with auto
 masklets and refinement -> retrain -> export -> report, on the embedded catalog (SQLite), local
-objects, Prefect's ephemeral server and the bundled ``sam2-compact`` bootstrap model. It ends
+objects, a temporary Prefect API (started out of reach of the terminal's Ctrl-C,
+:mod:`flows.cli.api_server`) and the bundled ``sam2-compact`` bootstrap model. It ends
 with the paper's Table 1 beside ours and the targets checked. Interrupted, it resumes when run
 again (the same ``--out``).
 """
@@ -43,7 +44,7 @@ def demo(
 ) -> None:
     """Run the whole data engine on synthetic videos and print the paper-style table."""
     from engine.synthetic import SyntheticSpec, synthesize
-    from flows.api_server import terminal_safe_api
+    from flows.cli.api_server import terminal_safe_api
     from flows.engine_cycle import engine_cycle
     from training.gain import gain_text
 

@@ -34,11 +34,15 @@ def report(
     from flows.resources import close_resources, resources
 
     if artifacts:
-        from flows.api_server import terminal_safe_api
+        from flows.cli.api_server import terminal_safe_api
         from flows.report import report as report_flow
 
-        with terminal_safe_api():
-            result = report_flow(out_dir=str(out))
+        try:
+            with terminal_safe_api():
+                result = report_flow(out_dir=str(out))
+        except KeyboardInterrupt:
+            typer.echo("interrupted: no dashboard written", err=True)
+            raise typer.Exit(130) from None
         html, line, tables = Path(result.html), result.headline, len(result.parquet)
     else:
         try:

@@ -222,3 +222,36 @@ def test_cpu_is_chosen_without_a_gpu_and_threads_are_capped(monkeypatch: pytest.
     with pytest.raises(ConfigError, match="no CUDA"):
         choose_device("cuda")
 
+
+
+@pytest.mark.parametrize(
+    ("name", "hub"),
+    [
+        ("facebook/sam2.1-hiera-tiny", True),
+        ("team/segmenter", True),  # could be a registry name too: the registry is asked first
+        ("sam2-compact", False),
+        ("facebook/sam2.1-hiera-tiny@3", False),  # a registry reference
+        ("./models/ckpt", False),
+        ("/abs/ckpt", False),
+        ("~/ckpt", False),
+        ("a/b/c", False),
+        ("C:/x", False),
+        ("a\\b/c", False),
+        (" facebook/x", False),
+        ("face book/x", False),
+        ("/x", False),
+        ("x/", False),
+    ],
+)
+def test_what_counts_as_a_hub_name(name: str, hub: bool) -> None:
+    from engine.model_loading import is_hub_name
+
+    assert is_hub_name(name) is hub
+
+
+def test_an_existing_folder_with_one_slash_is_a_path_not_a_hub_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.model_loading import is_hub_name
+
+    (tmp_path / "models" / "ckpt").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert not is_hub_name("models/ckpt")

@@ -85,11 +85,19 @@ def test_model_bound_tasks_carry_the_gpu_tag_only_with_a_real_model(small_engine
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
     def tags_of_run(state) -> dict[str, set[str]]:  # noqa: ANN001
+        """Tags by task of a flow run, once its task runs are recorded (they reach the server as events)."""
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all()
+        wanted = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        deadline, tags = time.monotonic() + 30, {}
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-            )
-        return {r.task_key.rsplit("-", 1)[0].rsplit(".", 1)[-1]: set(r.tags) for r in runs}
+            while time.monotonic() < deadline and not {"enqueue_phase", "annotate_masklet"} <= tags.keys():
+                runs = client.read_task_runs(task_run_filter=wanted)
+                tags = {r.task_key.rsplit("-", 1)[0].rsplit(".", 1)[-1]: set(r.tags) for r in runs}
+                time.sleep(0.2)
+        assert {"enqueue_phase", "annotate_masklet"} <= tags.keys(), tags
+        return tags
 
     real = annotate(phase=1, workers=1, model="sam2-compact", return_state=True, **small_engine.urls)
     assert real.is_completed() and len(real.result().masklet_ids) == 2

@@ -39,12 +39,12 @@ def _round(after_phase: int, low: float | None, high: float | None = 0.05) -> di
 
 def test_the_retraining_target_counts_only_rises_whose_interval_is_above_zero() -> None:
     every = check_rounds([_round(1, 0.01), _round(2, 0.002), _round(3, 0.03)])
-    assert every is not None and every.startswith("Retraining: 3 of 3 rounds raised") and every.endswith(": met")
+    assert every is not None and every.startswith("Retraining: 3 of 3 rounds a measured rise") and every.endswith(": met")
     # a higher score within noise, a fall, a round without an interval (one validation video), a NaN
     some = check_rounds([_round(1, 0.02), _round(2, -0.01, 0.04), _round(3, -0.05, -0.01), _round(4, None),
                          _round(5, float("nan"))])
     assert some == (
-        "Retraining: 1 of 5 rounds raised validation J&F measurably, after Phase 1 "
+        "Retraining: 1 of 5 rounds a measured rise of validation J&F, after Phase 1 "
         "(target: every round; gains below): missed by 4 rounds"
     )
     one = check_rounds([_round(1, -0.01), _round(2, 0.01)])
@@ -159,7 +159,7 @@ def test_demo_in_a_reduced_size_runs_the_real_model_and_retrains(tmp_path: Path)
     assert all(r["retrained"] and r["version"] for r in state["rounds"])
     # one validation video: no interval, so no gain is claimed either way
     assert all(r["val_gain"] is None for r in state["rounds"]) and "gain - (" in done.stdout
-    assert "Retraining: 0 of 3 rounds raised validation J&F measurably" in done.stdout
+    assert "Retraining: 0 of 3 rounds a measured rise of validation J&F" in done.stdout
 
 
 

@@ -16,7 +16,8 @@ def test_threads_by_default_one_per_worker() -> None:
 
 
 def test_processes_one_per_worker() -> None:
-    runner = task_runner("processes", 3)
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        runner = task_runner("processes", 3)
     assert isinstance(runner, ProcessPoolTaskRunner) and runner._max_workers == 3
 
 
@@ -39,3 +40,5 @@ def test_what_cannot_work_is_refused_with_the_reason() -> None:
         task_runner("threads", 2, "tcp://127.0.0.1:8786")
     with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(ConfigError, match="PREFECT_API_URL"):
         task_runner("dask", 2)  # Dask's processes cannot reach a temporary in-process API
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(ConfigError, match="'processes' runs"):
+        task_runner("processes", 2)  # nor can a process pool's

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.gain import GAIN_KEYS, gain_text, paired_gain, verdict
+from training.gain import GAIN_KEYS, gain_text, measured_rise, paired_gain, verdict
 
 
 def _scores(values) -> dict[str, float]:
@@ -98,3 +98,9 @@ def test_a_recorded_gain_reads_the_same_in_the_log_the_report_and_the_demo() -> 
     assert verdict(-0.05, -0.01) == "a measured fall"
     # none recorded (one validation video, or a version from before gains were measured)
     assert gain_text({**recorded, "val_gain_videos": None}) == gain_text({}) == "-"
+
+
+def test_a_measured_rise_is_an_interval_wholly_above_zero() -> None:
+    assert measured_rise({"val_gain_low": 0.001})
+    assert not measured_rise({"val_gain_low": 0.0}) and not measured_rise({"val_gain_low": -0.02})
+    assert not measured_rise({"val_gain_low": None}) and not measured_rise({"val_gain_low": math.nan}) and not measured_rise({})
