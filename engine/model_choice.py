@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import BadModelRefError, ModelNotFoundError
-from engine.model_loading import DeviceChoice, build_model, image_model_from, is_hub_name
+from engine.model_loading import DeviceChoice, build_model, image_model_from
 from engine.model_registry import ModelRegistry
 from engine.model_segmenters import ModelSegmenters, RegistrySegmenterSource
 from engine.segmenter_config import COMPACT
@@ -22,15 +21,8 @@ def models_for(registry: ModelRegistry | None, ref: str, *, device: DeviceChoice
     """The video model ``ref`` names and the image model sharing its weights."""
     if _is_path(ref) or (registry is None and ref != COMPACT):
         return _unregistered(ref, device)
-    try:
-        return RegistrySegmenterSource(registry, ref, device=device).segmenters()
-    except (ModelNotFoundError, BadModelRefError) as registry_error:
-        if not is_hub_name(ref):
-            raise
-        try:
-            return _unregistered(ref, device)
-        except ModelNotFoundError as cache_error:
-            raise ModelNotFoundError(f"{registry_error}; and not on this machine either: {cache_error}") from None
+    # A hub name the registry has no version of runs from the local cache: the source's own fallback.
+    return RegistrySegmenterSource(registry, ref, device=device).segmenters()
 
 
 def _is_path(ref: str) -> bool:

@@ -404,7 +404,6 @@ def is_hub_name(name: str) -> bool:
     return (
         name.count("/") == 1
         and all(name.split("/"))
-        and name == name.strip()
         and "@" not in name
         and not any(ch.isspace() for ch in name)
         and not _looks_like_path(name)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.annotation import Click
-from engine.errors import BadPromptError, ModelNotFoundError
+from engine.errors import BadModelRefError, BadPromptError, ModelNotFoundError
 from engine.frame_source import FrameSource
 from engine.image_predictor import ImagePredictor
 from engine.masklets import Masklet
@@ -130,7 +130,7 @@ class RegistrySegmenterSource:
         # model from the local Hugging Face cache, while the registry has no version of it.
         self.fallback_used = False
         self.fallback_description: str | None = None  # which: the bundled checkpoint, random weights, the cache
-        self._registry_error: ModelNotFoundError | None = None
+        self._registry_error: ModelNotFoundError | BadModelRefError | None = None
 
     def segmenters(self, truth: Masklet | None = None) -> ModelSegmenters:
         version = self._current_version()
@@ -145,9 +145,12 @@ class RegistrySegmenterSource:
             return None
         try:
             return self._registry.resolve(self._ref)
-        except ModelNotFoundError as exc:
-            if self._ref.split("@", 1)[0] != COMPACT and not is_hub_name(self._ref):
-                raise  # a registry name with nothing behind it, or a version of a hub model that does not exist
+        except (ModelNotFoundError, BadModelRefError) as exc:
+            # Unregistered, a hub name runs from the local cache and sam2-compact embedded; any other
+            # name, or a hub name with a version (NAME@3), is the registry's error.
+            embedded = isinstance(exc, ModelNotFoundError) and self._ref.split("@", 1)[0] == COMPACT
+            if not (embedded or is_hub_name(self._ref)):
+                raise
             self._registry_error = exc
             return None
 

@@ -120,3 +120,15 @@ def test_each_task_uses_the_champion_of_the_moment(registry: SqlModelRegistry, s
     second = register_random_compact(registry, tmp_path / "v2", seed=2)
     promote(registry, second.ref)
     assert source.segmenters().model_version_id == second.id  # the next task gets the new champion
+
+
+def test_a_command_asking_for_a_missing_hub_model_is_told_once_where_it_looked(
+    registry: SqlModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``models_for`` (segment, track, auto masklets) leaves the hub fallback to the source: one cache look, one message."""
+    from engine.model_choice import models_for
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(ModelNotFoundError) as caught:
+        models_for(registry, "facebook/sam2.1-hiera-tiny", device=CPU)
+    assert str(caught.value).count("not on this machine either") == 1 and "registry is empty" in str(caught.value)
