@@ -74,7 +74,7 @@ def terminal_safe_api(startup_timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[
 
 def _start(env: dict[str, str], log: IO[bytes], timeout_s: float) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server on a free port, again on another if that one was taken meanwhile."""
-    for attempt in range(1, PORT_ATTEMPTS + 1):
+    for _ in range(PORT_ATTEMPTS):
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api"
         command = [
@@ -94,14 +94,14 @@ def _start(env: dict[str, str], log: IO[bytes], timeout_s: float) -> tuple[subpr
         )
         if _healthy(server, url, timeout_s, log):
             return server, url
-        _stop(server)
-        if attempt == PORT_ATTEMPTS:
-            raise ConfigError(f"the temporary Prefect server exited with status {server.returncode}: {_tail(log)}")
-    raise AssertionError("unreachable")
+    raise ConfigError(f"the temporary Prefect server exited with status {server.returncode}: {_tail(log)}")
 
 
 def _healthy(server: subprocess.Popen[bytes], url: str, timeout_s: float, log: IO[bytes]) -> bool:
-    """True once the server answers (and is ours: still running); False if it exited (a taken port)."""
+    """True once the server answers (and is ours: still running); False if it exited (a taken port).
+
+    A server that neither answers nor exits within ``timeout_s`` is stopped, and that is an error.
+    """
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=5) as client:
         while time.monotonic() < deadline:

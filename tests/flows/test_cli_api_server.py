@@ -100,3 +100,17 @@ def test_the_server_runs_in_its_own_session_and_ends_with_the_command(tmp_path: 
         time.sleep(0.2)
     else:
         raise AssertionError(f"the server at {url} outlived the command ({ending})")
+
+
+def test_a_server_that_cannot_start_is_a_clear_error_after_its_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from engine.errors import ConfigError
+
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "nosuchdriver://nowhere/prefect")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(ConfigError) as caught:
+        with terminal_safe_api(startup_timeout_s=60):
+            raise AssertionError("the block must not run without a server")
+    assert "the temporary Prefect server exited with status" in str(caught.value)
+    assert "nosuchdriver" in str(caught.value)  # the server's own words, for the user to act on
+    assert "PREFECT_API_URL" not in os.environ
