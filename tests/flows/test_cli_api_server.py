@@ -102,13 +102,14 @@ def test_the_server_runs_in_its_own_session_and_ends_with_the_command(tmp_path: 
         raise AssertionError(f"the server at {url} outlived the command ({ending})")
 
 
-def test_a_server_that_cannot_start_is_a_clear_error_after_its_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def test_a_server_that_cannot_start_is_a_clear_error_after_its_retries() -> None:
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, temporary_settings
 
     from engine.errors import ConfigError
 
-    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "nosuchdriver://nowhere/prefect")
-    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(ConfigError) as caught:
+    # The caller's Prefect settings reach the server (they win over the environment, as in Prefect's own).
+    broken = {PREFECT_API_DATABASE_CONNECTION_URL: "nosuchdriver://nowhere/prefect"}
+    with temporary_settings(updates=broken, restore_defaults={PREFECT_API_URL}), pytest.raises(ConfigError) as caught:
         with terminal_safe_api(startup_timeout_s=60):
             raise AssertionError("the block must not run without a server")
     assert "the temporary Prefect server exited with status" in str(caught.value)
